@@ -1,0 +1,23 @@
+"""What a route actor needs to know, passed to it by the front end that creates it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Ray namespace holding every route actor, so all front ends find the same ones
+NAMESPACE = "ticketd"
+
+
+@dataclass(frozen=True, slots=True)
+class ActorConfig:
+    redis_url: str
+    hold_seconds: float = 600.0
+    user_cap: int = 5
+    #: write a snapshot after this many journalled events, bounding recovery time
+    snapshot_every: int = 2000
+    #: how often the actor looks for holds past their deadline
+    sweep_interval: float = 0.25
+    #: deactivate after this long without calls (0: never); state stays in Redis
+    idle_seconds: float = 0.0
+    #: a Redis write that takes longer than this fails the batch (answered unavailable)
+    write_timeout: float = 5.0

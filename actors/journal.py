@@ -1,0 +1,119 @@
+"""The durable backstop: a fenced, append-only journal and snapshots in Redis.
+
+One batch of events is one XADD, made by a Lua script that first checks the
+route's epoch, so an actor superseded by a newer activation can never append.
+Redis answers only after the AOF is written (and fsynced with
+`appendfsync always`), which is what "persist before reply" relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio as aredis
+
+from actors import keys
+from actors.messages import Event, decode_events
+
+_APPEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED newer activation of this route exists')
+end
+return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+"""
+
+_SNAPSHOT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED newer activation of this route exists')
+end
+redis.call('HSET', KEYS[3], 'data', ARGV[2], 'last_id', ARGV[3], 'epoch', ARGV[1])
+redis.call('XTRIM', KEYS[2], 'MINID', ARGV[3])
+return 1
+"""
+
+
+class Fenced(Exception):
+    """A newer activation of the route exists; this one must stop writing."""
+
+
+class JournalCorrupt(Exception):
+    """A journal entry or snapshot cannot be decoded: recovery stops instead of guessing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What recovery reads: the snapshot (if any) and the journal entries after it."""
+
+    snapshot: bytes | None
+    snapshot_last_id: str
+    entries: list[tuple[str, bytes]]
+
+    def events(self) -> Iterator[tuple[str, list[Event]]]:
+        """Decode each journal entry, failing loudly on the first corrupt one."""
+        for entry_id, raw in self.entries:
+            try:
+                yield entry_id, decode_events(raw)
+            except msgspec.DecodeError as exc:
+                raise JournalCorrupt(f"journal entry {entry_id} is corrupt: {exc}") from exc
+
+
+def activate(client: redis.Redis, route_id: str) -> int:
+    """Take a new epoch for this activation (sync: runs in the actor constructor)."""
+    return int(client.incr(keys.epoch(route_id)))
+
+
+def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
+    """Read the snapshot and every journal entry after it (sync, for recovery)."""
+    snap: list[Any] = client.hmget(keys.snapshot(route_id), ["data", "last_id"])  # type: ignore[assignment]
+    data, last = snap[0], snap[1]
+    last_id = last.decode() if last else "0-0"
+    entries: list[tuple[str, bytes]] = []
+    start = f"({last_id}"
+    while True:
+        chunk: list[Any] = client.xrange(keys.journal(route_id), min=start, count=page)  # type: ignore[assignment]
+        for entry_id, fields in chunk:
+            eid = entry_id.decode()
+            raw = fields.get(b"e")
+            if raw is None:
+                raise JournalCorrupt(f"journal entry {eid} of {route_id} has no events field")
+            entries.append((eid, raw))
+        if len(chunk) < page:
+            break
+        start = f"({entries[-1][0]}"
+    return Stored(data, last_id, entries)
+
+
+class Journal:
+    """Async writer for one route, owned by its actor."""
+
+    def __init__(self, client: aredis.Redis, route_id: str, epoch: int) -> None:
+        self.client = client
+        self.route_id = route_id
+        self.epoch = epoch
+        self._keys = [keys.epoch(route_id), keys.journal(route_id)]
+        self._snap_keys = [*self._keys, keys.snapshot(route_id)]
+        self._append = client.register_script(_APPEND)
+        self._snapshot = client.register_script(_SNAPSHOT)
+
+    async def append(self, payload: bytes) -> str:
+        """Append one batch in one round trip; raises Fenced or a Redis error."""
+        try:
+            entry_id = await self._append(keys=self._keys, args=[self.epoch, payload])
+        except redis.ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise Fenced(str(exc)) from exc
+            raise
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def write_snapshot(self, data: bytes, last_id: str) -> None:
+        """Store a snapshot covering entries up to last_id and trim the journal before it."""
+        try:
+            await self._snapshot(keys=self._snap_keys, args=[self.epoch, data, last_id])
+        except redis.ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise Fenced(str(exc)) from exc
+            raise

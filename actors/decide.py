@@ -94,13 +94,21 @@ def decide(state: RouteState, cmd: Command, policy: Policy, now: float) -> Decis
             return Decision(records=[record(b) for b in state.bookings.values()])
         case Sweep():
             events: list[Event] = []
+            due: list[tuple[float, str]] = []
             holds = state.holds
             while holds and holds[0][0] <= now:
-                # the heap is append-only; a stale entry (confirmed, cancelled, re-held) is skipped
+                # the heap is append-only; a stale entry (confirmed, cancelled, re-held) is
+                # dropped for good
                 deadline, bid = heapq.heappop(holds)
                 b = state.bookings[bid]
                 if b.status == "held" and b.hold_expires_at == deadline:
+                    due.append((deadline, bid))
                     events.append(Expired(bid, now))
+            # decide leaves the state as it found it: if these events are never applied (the
+            # journal write failed), the next sweep must still find the due holds; once the
+            # Expired events are applied, the entries are stale and dropped then
+            for entry in due:
+                heapq.heappush(holds, entry)
             return Decision(events, frees_seats=bool(events))
     raise InvalidRequest(f"Unknown command {type(cmd).__name__}.")
 

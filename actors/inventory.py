@@ -14,6 +14,13 @@ from collections.abc import Sequence
 from actors.route import RouteDef, Seat, pair_index, trip_mask
 
 
+def _touches(mask: int, left: int, right: int) -> int:
+    """Sides (0-2) on which a seat's busy segments or the end of the line meet the trip."""
+    # bool(): `mask & left` is the bit's value (2, 4, 8…), not 1; summed raw it weighted
+    # right-hand touches above left-hand ones and made `== 2` a false "perfect fit"
+    return (not left or bool(mask & left)) + (not right or bool(mask & right))
+
+
 class InventoryCorrupt(AssertionError):
     """An event tried to occupy a taken segment or free a free one: never expected."""
 
@@ -137,8 +144,7 @@ class Inventory:
     def _score(mask: int, left: int, right: int) -> int:
         # touching a neighbour (or the end of the line) on each side is what keeps the
         # rest of the seat usable for long trips; more occupied segments break ties
-        touch = (not left or mask & left) + (not right or mask & right)
-        return touch * 64 + mask.bit_count()
+        return _touches(mask, left, right) * 64 + mask.bit_count()
 
     def _choose_one(
         self, index: dict[int, dict[int, None]], want: int, left: int, right: int
@@ -148,7 +154,7 @@ class Inventory:
         for mask in index:
             if mask & want:
                 continue
-            touch = (not left or mask & left) + (not right or mask & right)
+            touch = _touches(mask, left, right)
             if touch == 2:
                 return [next(iter(index[mask]))]
             score = touch * 64 + mask.bit_count()

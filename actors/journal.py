@@ -68,7 +68,7 @@ def activate(client: redis.Redis, route_id: str) -> int:
 
 def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
     """Read the snapshot and every journal entry after it (sync, for recovery)."""
-    snap: list[Any] = client.hmget(keys.snapshot(route_id), ["data", "last_id"])  # type: ignore[assignment]
+    snap: list[Any] = client.hmget(keys.snapshot(route_id), ["data", "last_id"])
     data, last = snap[0], snap[1]
     last_id = last.decode() if last else "0-0"
     entries: list[tuple[str, bytes]] = []

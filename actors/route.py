@@ -99,10 +99,14 @@ class RouteDef:
         """Build and validate from the contract's JSON shape (route_id optional, checked)."""
         try:
             coaches = tuple(
-                Coach(str(c["number"]), str(c["class"]), int(c["rows"]), str(c["letters"]))
+                Coach(str(c["number"]), str(c["class"]), _whole(c["rows"]), str(c["letters"]))
                 for c in data["coaches"]
             )
-            route = cls(str(data["train"]), str(data["date"]), tuple(data["stations"]), coaches)
+            stations = data["stations"]
+            # a bare string is iterable too: it would silently become one station per letter
+            if not isinstance(stations, list | tuple):
+                raise TypeError(f"stations must be a list of names, not {type(stations).__name__}")
+            route = cls(str(data["train"]), str(data["date"]), tuple(stations), coaches)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRoute(f"Route definition is malformed: {exc}.") from exc
         route.validate()
@@ -151,6 +155,13 @@ class RouteDef:
         total = sum(c.rows * len(c.letters) for c in self.coaches)
         if total > MAX_SEATS:
             raise InvalidRoute(f"A route may have at most {MAX_SEATS} seats; this has {total}.")
+
+
+def _whole(value: Any) -> int:
+    # int() would truncate 2.9 to 2 and accept True as 1: a typo must not shrink a coach
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"rows must be a whole number, not {value!r}")
+    return value
 
 
 def trip_mask(i: int, j: int) -> int:

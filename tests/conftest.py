@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+
+# Ray reads RAY_AUTH_MODE when its core library loads, not at ray.init(): set it before
+# anything imports ray. Token auth, as ticketd runs Ray locally (see README).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import pytest_asyncio
@@ -37,3 +43,35 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A real local Ray for the session (token auth on, as ticketd runs it)."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def route_id_factory() -> Iterator[Callable[[], str]]:
+    """Fresh route ids, unique per test run: detached actors outlive a test."""
+    import itertools
+    import random
+
+    base = random.randrange(10**6)
+    counter = itertools.count()
+
+    def make() -> str:
+        return f"T{base:06d}{next(counter):02d}-20261201"
+
+    yield make

@@ -1,0 +1,74 @@
+"""`python -m server` runs ticketd; `python -m server token --user U [--admin]` prints a JWT."""
+
+from __future__ import annotations
+
+import os
+
+# Ray reads RAY_AUTH_MODE when its core library loads: decide before anything imports ray.
+# A local Ray runs with token auth (the token lives in ~/.ray/auth_token); set
+# RAY_AUTH_MODE=disabled yourself only on a private network (see README).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+import argparse
+import sys
+
+from server.settings import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the server (the default)")
+    tok = sub.add_parser("token", help="print a bearer token signed with the server's secret")
+    tok.add_argument("--user", required=True, help="user id (the token's sub claim)")
+    tok.add_argument("--admin", action="store_true", help="add role: admin")
+    tok.add_argument("--ttl", type=float, default=86400.0, help="validity in seconds")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env().with_secret()
+    except ConfigError as exc:
+        print(f"ticketd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        from server.auth import mint
+
+        print(mint(settings.jwt_secret, args.user, args.admin, args.ttl))
+        return 0
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Start Redis/Ray, serve HTTP until SIGINT/SIGTERM, then stop everything."""
+    import uvicorn
+
+    from server import logs
+    from server.app import create_app
+    from server.runtime import Runtime
+
+    logs.configure(settings.log_json)
+    runtime = Runtime(settings)
+    try:
+        # on the main thread, before uvicorn: see server/runtime.py
+        runtime.start()
+        app = create_app(settings, runtime)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,  # per-request logs cost more than the request; see /metrics
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        # idempotent: a second SIGINT/SIGTERM (make + process group) must not break it
+        runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The Starlette application: the HTTP contract of DESIGN.md §5."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+import redis.asyncio as aredis
+import structlog
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from actors import routes_store
+from actors.config import ActorConfig
+from actors.directory import Directory
+from actors.errors import DomainError, SoldOut
+from actors.messages import Book, Cancel, Change, Confirm, GetBooking, ListBookings, Passenger
+from actors.redis_server import check_persistence
+from actors.route import RouteDef, pair_index
+from actors.views import Result
+from server import metrics, openapi, schemas
+from server.auth import Authenticator
+from server.gateway import Channel, Gateway
+from server.http import (
+    endpoint,
+    idempotency_key,
+    json_response,
+    new_booking_id,
+    read_json,
+    route_of_booking,
+)
+from server.middleware import RequestContext
+from server.problems import Problem, from_domain, problem_response
+from server.runtime import Runtime
+from server.settings import Settings
+
+log = structlog.get_logger("ticketd.app")
+
+_STATUS_OF_KIND = {"created": 201, "waitlisted": 202, "ok": 200}
+#: idempotency keys this front end forwarded recently: their repeats must reach the actor
+#: (which answers the first result) even when the snapshot says sold out
+_SEEN_KEYS_MAX = 200_000
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    auth: Authenticator
+    gateway: Gateway
+    client: aredis.Redis
+    seen_keys: OrderedDict[tuple[str, str], None]
+
+
+def _svc(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def _answer(ch: Channel, res: Result, admin: bool = False) -> Response:
+    if not res.ok:
+        assert res.error is not None
+        return from_domain(res.error)
+    assert res.record is not None
+    return json_response(ch.view.booking(res.record, admin), _STATUS_OF_KIND[res.kind])
+
+
+def _stations(ch: Channel, from_: str, to: str) -> tuple[int, int]:
+    """Validate a trip against the route on the front end: bad input never costs a call."""
+    index = {s: i for i, s in enumerate(ch.route.stations)}
+    rid = ch.route.route_id
+    for name in (from_, to):
+        if name not in index:
+            raise Problem(
+                "unknown-station",
+                f"Route {rid} does not stop at {name!r}; use a station name from the route.",
+                route_id=rid,
+                station=name,
+            )
+    i, j = index[from_], index[to]
+    if j <= i:
+        raise Problem(
+            "bad-trip",
+            f"On route {rid} the trip from {from_!r} to {to!r} is empty or runs backwards; "
+            "'to' must be a later station than 'from'.",
+            route_id=rid,
+        )
+    return i, j
+
+
+def _check_class(ch: Channel, klass: str) -> None:
+    classes = ch.route.classes()
+    if klass not in classes:
+        raise Problem(
+            "unknown-class",
+            f"Route {ch.route.route_id} has no class {klass!r}; choose one of "
+            f"{', '.join(classes)}.",
+            known=classes,
+        )
+
+
+# ---- routes ---------------------------------------------------------------------------
+
+
+@endpoint("create_route")
+async def create_route(request: Request) -> Response:
+    svc = _svc(request)
+    svc.auth.admin(request.headers.get("authorization"))
+    body = await read_json(request, schemas.route_in)
+    try:
+        route = RouteDef.from_dict(msgspec.to_builtins(body))
+    except DomainError as err:
+        raise Problem("validation", err.detail) from None
+    created, stored = await routes_store.create(svc.client, route)
+    if not created and stored != route:
+        raise Problem(
+            "route-conflict",
+            f"Route {route.route_id} already exists with a different definition; "
+            "routes cannot be changed once created.",
+            route_id=route.route_id,
+        )
+    return json_response(stored.to_dict(), 201 if created else 200)
+
+
+@endpoint("list_routes")
+async def list_routes(request: Request) -> Response:
+    routes = await routes_store.fetch_all(_svc(request).client)
+    return json_response({"routes": [r.to_dict() for r in routes]})
+
+
+@endpoint("get_route")
+async def get_route(request: Request) -> Response:
+    ch = await _svc(request).gateway.channel(request.path_params["route_id"])
+    return json_response(ch.route.to_dict())
+
+
+@endpoint("availability")
+async def availability(request: Request) -> Response:
+    svc = _svc(request)
+    ch = await svc.gateway.channel(request.path_params["route_id"])
+    from_, to = request.query_params.get("from"), request.query_params.get("to")
+    if not from_ or not to:
+        raise Problem(
+            "validation", "Give the trip as query parameters ?from=<station>&to=<station>."
+        )
+    i, j = _stations(ch, from_, to)
+    matrix = await svc.gateway.matrix(ch)
+    return json_response(
+        {
+            "route_id": ch.route.route_id,
+            "from": from_,
+            "to": to,
+            "availability": ch.view.trip(matrix, i, j),
+        }
+    )
+
+
+# ---- bookings -------------------------------------------------------------------------
+
+
+@endpoint("book")
+async def book(request: Request) -> Response:
+    svc = _svc(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    key = idempotency_key(request)
+    ch = await svc.gateway.channel(request.path_params["route_id"])
+    body = await read_json(request, schemas.booking_in)
+    i, j = _stations(ch, body.from_, body.to)
+    _check_class(ch, body.klass)
+    route_id = ch.route.route_id
+    # the fingerprint tells a retry (same body) from a reuse of the key (different body)
+    fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
+    scoped = (user.id, key)
+    n = len(body.passengers)
+    if not body.waitlist and scoped not in svc.seen_keys:
+        matrix = svc.gateway.fresh_matrix(ch)
+        if matrix is not None and matrix[body.klass][pair_index(i, j, ch.view.n)] < n:
+            # sold out per a snapshot at most AVAILABILITY_REFRESH old: no actor call
+            metrics.SOLD_OUT_CACHED.inc()
+            return from_domain(SoldOut(route_id, body.klass, body.from_, body.to, n).to_dict())
+    svc.seen_keys[scoped] = None
+    if len(svc.seen_keys) > _SEEN_KEYS_MAX:
+        svc.seen_keys.popitem(last=False)
+    cmd = Book(
+        new_booking_id(route_id), user.id, key, fingerprint, body.from_, body.to, body.klass,
+        [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,
+        body.waitlist,
+    )  # fmt: skip
+    return _answer(ch, await svc.gateway.call(ch, cmd))
+
+
+async def _booking_command(request: Request, make: type[GetBooking | Confirm | Cancel]) -> Response:
+    svc = _svc(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    booking_id = request.path_params["booking_id"]
+    route_id = route_of_booking(booking_id)
+    try:
+        ch = await svc.gateway.channel(route_id)
+    except Problem:
+        raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
+    return _answer(ch, await svc.gateway.call(ch, make(booking_id, user.id)))
+
+
+@endpoint("get_booking")
+async def get_booking(request: Request) -> Response:
+    return await _booking_command(request, GetBooking)
+
+
+@endpoint("confirm")
+async def confirm(request: Request) -> Response:
+    return await _booking_command(request, Confirm)
+
+
+@endpoint("cancel")
+async def cancel(request: Request) -> Response:
+    return await _booking_command(request, Cancel)
+
+
+@endpoint("change")
+async def change(request: Request) -> Response:
+    svc = _svc(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    booking_id = request.path_params["booking_id"]
+    route_id = route_of_booking(booking_id)
+    try:
+        ch = await svc.gateway.channel(route_id)
+    except Problem:
+        raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
+    body = await read_json(request, schemas.change_in)
+    _stations(ch, body.from_, body.to)
+    _check_class(ch, body.klass)
+    cmd = Change(booking_id, user.id, body.from_, body.to, body.klass)
+    return _answer(ch, await svc.gateway.call(ch, cmd))
+
+
+@endpoint("route_bookings")
+async def route_bookings(request: Request) -> Response:
+    svc = _svc(request)
+    svc.auth.admin(request.headers.get("authorization"))
+    ch = await svc.gateway.channel(request.path_params["route_id"])
+    res = await svc.gateway.call(ch, ListBookings())
+    if not res.ok:
+        assert res.error is not None
+        return from_domain(res.error)
+    records = res.records or []
+    return json_response({"bookings": [ch.view.booking(r, admin=True) for r in records]})
+
+
+# ---- operations -----------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = await _svc(request).gateway.ready()
+    ok = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics.QUEUE_DEPTH.set(_svc(request).gateway.queue_depth())
+    return Response(generate_latest(metrics.REGISTRY), media_type="text/plain; version=0.0.4")
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return Response(openapi.document(), media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return problem_response("method-not-allowed", f"{request.method} is not allowed here.")
+    if exc.status_code == 404:
+        return problem_response("not-found", f"There is nothing at {request.url.path}.")
+    return problem_response("bad-request", str(exc.detail))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", path=request.url.path)
+    return problem_response("internal", "Something went wrong on our side; it has been logged.")
+
+
+ROUTES = [
+    Route("/v1/routes", create_route, methods=["POST"]),
+    Route("/v1/routes", list_routes, methods=["GET"]),
+    Route("/v1/routes/{route_id}", get_route, methods=["GET"]),
+    Route("/v1/routes/{route_id}/availability", availability, methods=["GET"]),
+    Route("/v1/routes/{route_id}/bookings", book, methods=["POST"]),
+    Route("/v1/routes/{route_id}/bookings", route_bookings, methods=["GET"]),
+    Route("/v1/bookings/{booking_id}", get_booking, methods=["GET"]),
+    Route("/v1/bookings/{booking_id}", cancel, methods=["DELETE"]),
+    Route("/v1/bookings/{booking_id}/confirm", confirm, methods=["POST"]),
+    Route("/v1/bookings/{booking_id}/change", change, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """The app; with no runtime given, the lifespan starts (and stops) its own."""
+    settings = settings.with_secret()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = runtime
+        own = rt is None
+        if rt is None:
+            rt = Runtime(settings)
+            rt.start()
+        client = aredis.Redis.from_url(rt.redis_url, socket_timeout=10)
+        try:
+            if settings.redis_url:
+                warning = await check_persistence(client, settings.allow_volatile)
+                if warning:
+                    log.warning("redis durability", detail=warning)
+            config = ActorConfig(
+                redis_url=rt.redis_url,
+                hold_seconds=settings.hold_seconds,
+                user_cap=settings.user_cap,
+                snapshot_every=settings.snapshot_every,
+                idle_seconds=settings.idle_seconds,
+            )
+            gateway = Gateway(settings, client, Directory(config))
+            app.state.services = Services(
+                settings, Authenticator(settings.jwt_secret), gateway, client, OrderedDict()
+            )
+            log.info("ticketd ready", host=settings.host, port=settings.port)
+            yield
+        finally:
+            await client.aclose()
+            if own:
+                rt.stop()
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[RequestContext.middleware()],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )

@@ -1,0 +1,220 @@
+"""The front end's side of the route actors: per-route batching and read caches.
+
+Requests for one route that arrive while a call to its actor is in flight
+queue up and go together in the next call: no timer, so batches grow with
+load by themselves. Each reply carries the route's fresh availability, which
+replaces the front end's snapshot (a front end reads its own writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+import ray
+import redis.asyncio as aredis
+import structlog
+from ray import exceptions as rex
+
+from actors import routes_store
+from actors.actor import Reply
+from actors.directory import Directory
+from actors.errors import Unavailable
+from actors.messages import Command, encode
+from actors.route import RouteDef
+from actors.views import Result, RouteView
+from server import metrics
+from server.problems import Problem
+from server.settings import Settings
+
+log = structlog.get_logger("ticketd.gateway")
+_reply = msgspec.msgpack.Decoder(Reply)
+
+
+class Channel:
+    """One route as this front end sees it: definition, batch queue, availability."""
+
+    __slots__ = ("fetched", "inflight", "matrix", "queue", "refreshing", "route", "version", "view")
+
+    def __init__(self, route: RouteDef) -> None:
+        self.route = route
+        self.view = RouteView(route)
+        self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
+        self.inflight = False
+        self.matrix: dict[str, list[int]] | None = None
+        self.version = -1
+        self.fetched = 0.0
+        self.refreshing: asyncio.Task[None] | None = None
+
+    def take(self, reply: Reply) -> None:
+        """Adopt a reply's availability unless we already hold a newer one."""
+        if reply.version >= self.version:
+            self.version, self.matrix, self.fetched = reply.version, reply.matrix, time.monotonic()
+
+
+class Gateway:
+    """Routes commands to actors: batching, retries on actor death, caches."""
+
+    def __init__(self, settings: Settings, client: aredis.Redis, directory: Directory) -> None:
+        self.settings = settings
+        self.client = client
+        self.directory = directory
+        self._channels: dict[str, Channel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- routes -------------------------------------------------------------------
+
+    async def channel(self, route_id: str) -> Channel:
+        """The route's channel; Problem 404 if no such route exists."""
+        ch = self._channels.get(route_id)
+        if ch is None:
+            try:
+                route = await routes_store.fetch(self.client, route_id)
+            except routes_store.RouteNotFound:
+                raise Problem("not-found", f"There is no route {route_id}.") from None
+            # routes never change once created, so the definition is cached for good
+            ch = self._channels.setdefault(route_id, Channel(route))
+        return ch
+
+    # ---- commands -----------------------------------------------------------------
+
+    async def call(self, ch: Channel, cmd: Command) -> Result:
+        """Run one command on the route's actor, batched with concurrent ones."""
+        if not self.settings.batching:
+            return (await self._send(ch, [cmd]))[0]
+        if len(ch.queue) >= self.settings.max_queue:
+            metrics.OVERLOADED.inc()
+            raise Problem(
+                "overloaded",
+                f"Route {ch.route.route_id} has {len(ch.queue)} requests waiting; retry shortly.",
+            )
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        ch.queue.append((cmd, future))
+        if not ch.inflight:
+            ch.inflight = True
+            task = asyncio.create_task(self._pump(ch))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _pump(self, ch: Channel) -> None:
+        try:
+            while ch.queue:
+                batch, ch.queue = ch.queue, []
+                metrics.BATCH_SIZE.observe(len(batch))
+                try:
+                    results = await self._send(ch, [cmd for cmd, _ in batch])
+                except Exception as exc:  # every waiter must hear back, whatever happened
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)
+        finally:
+            ch.inflight = False
+
+    async def _send(self, ch: Channel, commands: list[Command]) -> list[Result]:
+        route_id = ch.route.route_id
+        payload = encode(commands)
+        for attempt in (1, 2):
+            handle = await self._handle(route_id)
+            started = time.perf_counter()
+            try:
+                raw = await handle.submit.remote(payload)
+            except rex.ActorUnavailableError:
+                # restarting (e.g. its node died): Ray retries tasks itself; tell the client
+                raise self._unavailable(route_id) from None
+            except rex.ActorDiedError:
+                # gone for good (idle deactivation, fenced): a fresh activation takes over.
+                # Safe to resend: every command is idempotent.
+                self.directory.forget(route_id)
+                if attempt == 2:
+                    raise self._unavailable(route_id) from None
+                continue
+            except rex.RayError as exc:
+                log.warning("actor call failed", route_id=route_id, error=repr(exc))
+                raise self._unavailable(route_id) from None
+            finally:
+                metrics.ACTOR_CALL.observe(time.perf_counter() - started)
+            reply = _reply.decode(raw)
+            ch.take(reply)
+            return reply.results
+        raise self._unavailable(route_id)
+
+    @staticmethod
+    def _unavailable(route_id: str) -> Problem:
+        err = Unavailable(f"Route {route_id} is restarting; retry with the same Idempotency-Key.")
+        return Problem(err.type, err.detail, route_id=route_id)
+
+    async def _handle(self, route_id: str) -> Any:
+        handle = self.directory.cached(route_id)
+        if handle is None:
+            # a GCS round trip: keep it off the event loop
+            handle = await asyncio.to_thread(self.directory.get, route_id)
+        return handle
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def fresh_matrix(self, ch: Channel) -> dict[str, list[int]] | None:
+        """The cached availability if it is within the refresh interval, else None."""
+        if (
+            ch.matrix is not None
+            and time.monotonic() - ch.fetched <= self.settings.availability_refresh
+        ):
+            return ch.matrix
+        return None
+
+    async def matrix(self, ch: Channel) -> dict[str, list[int]]:
+        """Availability for reads: cached, refreshed from the actor when stale."""
+        fresh = self.fresh_matrix(ch)
+        if fresh is not None:
+            return fresh
+        if ch.refreshing is None or ch.refreshing.done():
+            # one refresh per route in flight, however many readers are waiting
+            ch.refreshing = asyncio.create_task(self._refresh(ch))
+        await asyncio.shield(ch.refreshing)
+        assert ch.matrix is not None
+        return ch.matrix
+
+    async def _refresh(self, ch: Channel) -> None:
+        route_id = ch.route.route_id
+        for attempt in (1, 2):
+            handle = await self._handle(route_id)
+            try:
+                raw = await handle.availability.remote()
+            except rex.ActorDiedError:
+                self.directory.forget(route_id)
+                if attempt == 2:
+                    raise self._unavailable(route_id) from None
+                continue
+            except rex.RayError:
+                if ch.matrix is not None:
+                    return  # serve the last known figures rather than fail a read
+                raise self._unavailable(route_id) from None
+            ch.take(_reply.decode(raw))
+            return
+
+    def queue_depth(self) -> int:
+        """Requests waiting across all routes (for metrics)."""
+        return sum(len(ch.queue) for ch in self._channels.values())
+
+    async def ready(self) -> dict[str, str]:
+        """Readiness of Redis and Ray."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.client.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failing: {type(exc).__name__}"
+        try:
+            ok = ray.is_initialized() and await asyncio.wait_for(
+                asyncio.to_thread(ray.cluster_resources), 5
+            )
+            checks["ray"] = "ok" if ok else "failing: not connected"
+        except Exception as exc:
+            checks["ray"] = f"failing: {type(exc).__name__}"
+        return checks

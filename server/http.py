@@ -1,0 +1,109 @@
+"""HTTP plumbing shared by the endpoints: bodies, JSON answers, problem mapping, metrics."""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server import metrics
+from server.problems import Problem, problem_response
+
+log = structlog.get_logger("ticketd.http")
+
+MAX_BODY = 64 * 1024
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+_BOOKING_ID = re.compile(r"^([A-Z0-9]{1,12}-[0-9]{8})-[0-9a-f]{24}$")
+_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON answer encoded by msgspec (structs and plain data alike)."""
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+async def read_json(request: Request, decoder: msgspec.json.Decoder[T]) -> T:
+    """The request body decoded strictly; 413/415/400/422 problems otherwise."""
+    ctype = request.headers.get("content-type")
+    if ctype is not None and "json" not in ctype.lower():
+        raise Problem("unsupported-media-type", "Send the body as application/json.")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise Problem("payload-too-large", f"Request bodies are limited to {MAX_BODY} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Problem("payload-too-large", f"Request bodies are limited to {MAX_BODY} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise Problem("validation", f"The request body is invalid: {exc}.") from None
+    except msgspec.DecodeError as exc:
+        raise Problem("malformed-json", f"The request body is not valid JSON ({exc}).") from None
+
+
+def route_of_booking(booking_id: str) -> str:
+    """The route id inside a booking id; 404 if the id is not one of ours."""
+    m = _BOOKING_ID.match(booking_id)
+    if m is None:
+        raise Problem("not-found", f"There is no booking {booking_id} for you.")
+    return m.group(1)
+
+
+def new_booking_id(route_id: str) -> str:
+    """Unguessable (96 random bits) and names its route, so no lookup is needed."""
+    return f"{route_id}-{secrets.token_hex(12)}"
+
+
+def idempotency_key(request: Request) -> str:
+    """The Idempotency-Key header, required on booking creation."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        raise Problem(
+            "missing-idempotency-key",
+            "Send an Idempotency-Key header (e.g. a UUID) so a retried booking is not doubled.",
+        )
+    if not _KEY.match(key):
+        raise Problem(
+            "bad-request", "Idempotency-Key must be 1-128 visible ASCII characters, no spaces."
+        )
+    return key
+
+
+def endpoint(name: str) -> Callable[[Handler], Handler]:
+    """Map Problems to responses, never leak a 500 body, and record metrics."""
+
+    def wrap(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def handler(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await fn(request)
+            except Problem as p:
+                response = problem_response(p.type, p.detail, p.extra)
+            except Exception:
+                log.exception("unhandled error", endpoint=name)
+                response = problem_response(
+                    "internal", "Something went wrong on our side; it has been logged."
+                )
+            metrics.REQUESTS.labels(name, request.method, str(response.status_code)).inc()
+            metrics.LATENCY.labels(name).observe(time.perf_counter() - started)
+            return response
+
+        return handler
+
+    return wrap

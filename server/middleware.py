@@ -1,0 +1,43 @@
+"""Pure-ASGI middleware binding a request id into the log context of each request."""
+
+from __future__ import annotations
+
+import secrets
+
+import structlog
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class RequestContext:
+    """Take X-Request-ID (or make one), bind it for structlog, echo it in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @classmethod
+    def middleware(cls) -> Middleware:
+        return Middleware(cls)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+                break
+        if not rid:
+            rid = secrets.token_hex(8)
+        raw = rid.encode("latin-1")
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", raw)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

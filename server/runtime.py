@@ -1,0 +1,68 @@
+"""What the server runs beside itself: the embedded Redis and a local Ray.
+
+Started on the main thread before uvicorn (the embedded Redis's parent-death
+signal is tied to the starting thread), stopped idempotently: Ctrl-C under
+make may deliver SIGINT/SIGTERM twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+import structlog
+
+from actors.config import NAMESPACE
+from actors.redis_server import EmbeddedRedis
+from server.settings import Settings
+
+log = structlog.get_logger("ticketd.runtime")
+
+
+class Runtime:
+    """Owns the embedded Redis (if any) and the Ray connection of one front end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis: EmbeddedRedis | None = None
+        self.redis_url = settings.redis_url or ""
+        self._owns_ray = False
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start the embedded Redis (unless TICKETD_REDIS_URL is set) and join/start Ray."""
+        if not self.settings.redis_url:
+            self.redis = EmbeddedRedis(self.settings.data_dir)
+            self.redis_url = self.redis.start()
+            log.info("embedded redis started", url=self.redis_url, pid=self.redis.pid)
+        if not ray.is_initialized():
+            address = self.settings.ray_address
+            # the local Ray runs with token auth (RAY_AUTH_MODE=token, set in server.__main__
+            # before ray is imported); joining a cluster uses that cluster's own mode
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                include_dashboard=False if address is None else None,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            self._owns_ray = True
+            log.info(
+                "ray connected", address=address or "local", auth=os.environ.get("RAY_AUTH_MODE")
+            )
+
+    def stop(self) -> None:
+        """Shut Ray (if we started it) and the embedded Redis down; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._owns_ray:
+            try:
+                ray.shutdown()
+            except Exception as exc:  # shutting down: report, keep going
+                log.warning("ray shutdown failed", error=repr(exc))
+        if self.redis is not None:
+            self.redis.stop()
+            log.info("embedded redis stopped")

@@ -1,0 +1,116 @@
+"""Request and response bodies of the HTTP contract, as strict msgspec types.
+
+The same types validate requests and generate /openapi.json, so the two
+cannot drift. Unknown fields are rejected everywhere (no mass assignment).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+PassengerId = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+Letter = Annotated[str, Meta(pattern=r"^[A-Z]$")]
+Station = Annotated[str, Meta(min_length=1, max_length=64)]
+SeatClass = Annotated[str, Meta(min_length=1, max_length=32)]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class CoachIn(Strict):
+    number: Annotated[str, Meta(pattern=r"^[0-9]{1,3}$", description="Coach number, e.g. '03'")]
+    klass: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = msgspec.field(name="class")
+    rows: Annotated[int, Meta(ge=1, le=99)]
+    letters: Annotated[str, Meta(pattern=r"^[A-Z]{1,10}$", description="Seat letters per row")]
+
+
+class RouteIn(Strict):
+    train: Annotated[str, Meta(pattern=r"^[A-Z0-9]{1,12}$", examples=["G101"])]
+    date: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2026-12-01"])]
+    stations: Annotated[list[Station], Meta(min_length=2, max_length=64)]
+    coaches: Annotated[list[CoachIn], Meta(min_length=1, max_length=40)]
+
+
+class RouteOut(RouteIn):
+    route_id: Annotated[str, Meta(examples=["G101-20261201"])] = ""
+
+
+class RouteList(msgspec.Struct):
+    routes: list[RouteOut]
+
+
+class PassengerIn(Strict):
+    name: Name
+    id: PassengerId
+
+
+class BookingIn(Strict):
+    from_: Station = msgspec.field(name="from")
+    to: Station
+    klass: SeatClass = msgspec.field(name="class")
+    passengers: Annotated[list[PassengerIn], Meta(min_length=1, max_length=5)]
+    seat_letters: Annotated[list[Letter], Meta(max_length=10)] = []
+    together: bool = False
+    waitlist: bool = False
+
+
+class ChangeIn(Strict):
+    from_: Station = msgspec.field(name="from")
+    to: Station
+    klass: SeatClass = msgspec.field(name="class")
+
+
+class SeatOut(msgspec.Struct):
+    coach: str
+    seat: Annotated[str, Meta(examples=["07C"])]
+    passenger: Annotated[int, Meta(description="Index into the request's passengers")]
+
+
+class BookingOut(msgspec.Struct):
+    booking_id: str
+    route_id: str
+    status: Annotated[str, Meta(description="held | confirmed | expired | cancelled | waitlisted")]
+    from_: str = msgspec.field(name="from")
+    to: str = ""
+    klass: str = msgspec.field(name="class", default="")
+    seats: list[SeatOut] = []
+    hold_expires_at: Annotated[str | None, Meta(description="UTC ISO-8601 while held")] = None
+    created_at: str | None = None
+
+
+class AdminBookingOut(BookingOut):
+    user: str = ""
+    passengers: list[PassengerIn] = []
+
+
+class BookingList(msgspec.Struct):
+    bookings: list[AdminBookingOut]
+
+
+class AvailabilityOut(msgspec.Struct):
+    route_id: str
+    from_: str = msgspec.field(name="from")
+    to: str = ""
+    availability: Annotated[dict[str, int], Meta(description="Free seats per class")] = {}
+
+
+class ProblemOut(msgspec.Struct):
+    type: Annotated[str, Meta(description="Stable slug, e.g. sold-out, validation")]
+    title: str
+    status: int
+    detail: Annotated[str, Meta(description="What happened and what to do about it")]
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
+
+
+route_in = msgspec.json.Decoder(RouteIn)
+booking_in = msgspec.json.Decoder(BookingIn)
+change_in = msgspec.json.Decoder(ChangeIn)

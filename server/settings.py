@@ -1,0 +1,118 @@
+"""Settings: one frozen dataclass built from TICKETD_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """Bad configuration: the message says which variable to change and how."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(f"TICKETD_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"TICKETD_{name}={raw!r} is not an integer; use e.g. {default}."
+        ) from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"TICKETD_{name}={value} is out of range; use {lo} to {hi}.")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(f"TICKETD_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"TICKETD_{name}={raw!r} is not a number; use e.g. {default}.") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"TICKETD_{name}={value} is out of range; use {lo} to {hi}.")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(f"TICKETD_{name}", "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"TICKETD_{name}={raw!r} must be 1 or 0.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None
+    data_dir: Path = Path("data")
+    jwt_secret: str = field(default="", repr=False)
+    hold_seconds: float = 600.0
+    ray_address: str | None = None
+    allow_volatile: bool = False
+    user_cap: int = 5
+    #: requests waiting per route beyond the one call in flight; more are answered 503
+    max_queue: int = 2000
+    #: coalesce concurrent requests per route into one actor call (off: one call each)
+    batching: bool = True
+    #: how stale a front end's availability snapshot may get before it asks the actor
+    availability_refresh: float = 0.25
+    snapshot_every: int = 2000
+    idle_seconds: float = 0.0
+    log_json: bool | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read TICKETD_* variables; raises ConfigError naming the variable to fix."""
+        env = os.environ if env is None else env
+        redis_url = env.get("TICKETD_REDIS_URL") or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"TICKETD_REDIS_URL={redis_url!r} must start with redis://, rediss:// or unix://."
+            )
+        log_json = env.get("TICKETD_LOG_JSON")
+        settings = cls(
+            host=env.get("TICKETD_HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, 0, 65535),
+            redis_url=redis_url,
+            data_dir=Path(env.get("TICKETD_DATA_DIR") or "data"),
+            jwt_secret=env.get("TICKETD_JWT_SECRET") or "",
+            hold_seconds=_float(env, "HOLD_SECONDS", 600.0, 0.05, 86400 * 7),
+            ray_address=env.get("TICKETD_RAY_ADDRESS") or None,
+            allow_volatile=_bool(env, "ALLOW_VOLATILE", False),
+            user_cap=_int(env, "USER_CAP", 5, 1, 1000),
+            max_queue=_int(env, "MAX_QUEUE", 2000, 1, 1_000_000),
+            batching=_bool(env, "BATCHING", True),
+            availability_refresh=_float(env, "AVAILABILITY_REFRESH", 0.25, 0.0, 60.0),
+            snapshot_every=_int(env, "SNAPSHOT_EVERY", 2000, 10, 10_000_000),
+            idle_seconds=_float(env, "IDLE_SECONDS", 0.0, 0.0, 86400 * 30),
+            log_json=None if not log_json else _bool(env, "LOG_JSON", False),
+        )
+        if settings.jwt_secret and len(settings.jwt_secret) < 16:
+            raise ConfigError("TICKETD_JWT_SECRET must be at least 16 characters long.")
+        return settings
+
+    def with_secret(self) -> Settings:
+        """This settings with a JWT secret: the configured one, else one kept in DATA_DIR."""
+        if self.jwt_secret:
+            return self
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # created 0600: the secret signs admin tokens
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        return replace(self, jwt_secret=path.read_text().strip())

@@ -100,8 +100,12 @@ class Settings:
             idle_seconds=_float(env, "IDLE_SECONDS", 0.0, 0.0, 86400 * 30),
             log_json=None if not log_json else _bool(env, "LOG_JSON", False),
         )
-        if settings.jwt_secret and len(settings.jwt_secret) < 16:
-            raise ConfigError("TICKETD_JWT_SECRET must be at least 16 characters long.")
+        if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
+            # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)
+            raise ConfigError(
+                "TICKETD_JWT_SECRET must be at least 32 bytes long; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
         return settings
 
     def with_secret(self) -> Settings:

@@ -8,7 +8,10 @@ import os
 # anything imports ray. Token auth, as ticketd runs Ray locally (see README).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
 
 import pytest
 import pytest_asyncio
@@ -75,3 +78,57 @@ def route_id_factory() -> Iterator[Callable[[], str]]:
         return f"T{base:06d}{next(counter):02d}-20261201"
 
     yield make
+
+
+# ---- the HTTP app over the session's Redis and Ray ---------------------------------------
+
+JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+@pytest_asyncio.fixture
+async def app_factory(
+    redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """Build a running app (lifespan entered) with settings overrides; yields an HTTP client."""
+    from contextlib import AsyncExitStack
+
+    from server.app import create_app
+    from server.runtime import Runtime
+    from server.settings import Settings
+
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> httpx.AsyncClient:
+            settings = Settings(
+                redis_url=redis_url,
+                jwt_secret=JWT_SECRET,
+                data_dir=tmp_path_factory.mktemp("data"),
+                **overrides,
+            )
+            app = create_app(settings, Runtime(settings))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            client = httpx.AsyncClient(transport=transport, base_url="http://ticketd.test")
+            await stack.enter_async_context(client)
+            return client
+
+        yield make
+
+
+@pytest_asyncio.fixture
+async def api(
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> httpx.AsyncClient:
+    """A client of an app with default settings."""
+    return await app_factory()
+
+
+@pytest.fixture
+def token() -> Callable[..., str]:
+    """token(user, admin=False) -> a bearer header value signed with the test secret."""
+    from server.auth import mint
+
+    def make(user: str, admin: bool = False) -> str:
+        return f"Bearer {mint(JWT_SECRET, user, admin)}"
+
+    return make

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import os
 import time
 from typing import Any
@@ -127,6 +128,11 @@ class RouteActor:
             "fenced": self._fenced,
         }
 
+    async def sweep(self) -> bytes:
+        """Expire due holds now (front ends call this for routes with overdue holds)."""
+        self._start_tasks()
+        return await self._enqueue([])
+
     async def availability(self) -> bytes:
         """The latest durable availability matrix, for front-end read caches."""
         self._start_tasks()
@@ -158,9 +164,8 @@ class RouteActor:
         events, results = run_batch(self.state, commands, self.policy, time.time())
         if events:
             try:
-                self.last_id = await asyncio.wait_for(
-                    self._get_journal().append(encode(events)), self.config.write_timeout
-                )
+                append = self._get_journal().append(encode(events), self._next_deadline())
+                self.last_id = await asyncio.wait_for(append, self.config.write_timeout)
             except journal.Fenced:
                 self._fenced = True
                 self._stale = True
@@ -183,6 +188,17 @@ class RouteActor:
         if self.since_snapshot >= self.config.snapshot_every:
             await self._snapshot()
         return out
+
+    def _next_deadline(self) -> float | None:
+        """Earliest deadline of a live hold; drops stale heap entries on the way."""
+        holds, bookings = self.state.holds, self.state.bookings
+        while holds:
+            deadline, bid = holds[0]
+            b = bookings[bid]
+            if b.status == "held" and b.hold_expires_at == deadline:
+                return deadline
+            heapq.heappop(holds)
+        return None
 
     def _unavailable(self, sizes: list[int], detail: str) -> list[bytes]:
         err = Result(False, error=Unavailable(detail, route_id=self.route_id).to_dict())
@@ -242,9 +258,9 @@ class RouteActor:
                 return
 
     def _can_deactivate(self) -> bool:
-        # live holds must expire on time, so an actor holding them stays up
-        st = self.state
-        return not self._pending and not any(b.status == "held" for b in st.bookings.values())
+        # live holds need no actor: the front ends' keeper reactivates the route when the
+        # earliest one falls due (keys.HOLDS)
+        return not self._pending
 
     async def _deactivate(self) -> None:
         if not self._stale and self.since_snapshot:

@@ -23,7 +23,13 @@ _APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED newer activation of this route exists')
 end
-return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+else
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+end
+return id
 """
 
 _SNAPSHOT = """
@@ -94,15 +100,21 @@ class Journal:
         self.client = client
         self.route_id = route_id
         self.epoch = epoch
-        self._keys = [keys.epoch(route_id), keys.journal(route_id)]
-        self._snap_keys = [*self._keys, keys.snapshot(route_id)]
+        self._keys = [keys.epoch(route_id), keys.journal(route_id), keys.HOLDS]
+        self._snap_keys = [keys.epoch(route_id), keys.journal(route_id), keys.snapshot(route_id)]
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
 
-    async def append(self, payload: bytes) -> str:
-        """Append one batch in one round trip; raises Fenced or a Redis error."""
+    async def append(self, payload: bytes, next_deadline: float | None = None) -> str:
+        """Append one batch in one round trip; raises Fenced or a Redis error.
+
+        `next_deadline` is the earliest live hold deadline after this batch (None: no
+        holds), recorded in the same script so expiry never misses a route.
+        """
+        deadline = "" if next_deadline is None else repr(next_deadline)
+        args: list[bytes | str | int] = [self.epoch, payload, self.route_id, deadline]
         try:
-            entry_id = await self._append(keys=self._keys, args=[self.epoch, payload])
+            entry_id = await self._append(keys=self._keys, args=args)
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from exc

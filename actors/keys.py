@@ -11,6 +11,12 @@ PREFIX = "ticketd"
 #: hash route_id -> route definition JSON
 ROUTES = f"{PREFIX}:routes"
 
+#: sorted set route_id -> earliest deadline (epoch s) of its live holds. Front ends poll
+#: it so holds expire on time even when the route's actor is down or deactivated. It is
+#: written by the append script together with a route's journal, so with Redis Cluster
+#: it would need the route's slot: ticketd targets one Redis primary (+ replicas).
+HOLDS = f"{PREFIX}:holds"
+
 
 def journal(route_id: str) -> str:
     """Stream of event batches of a route (field `e`: msgpack list of events)."""

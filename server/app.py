@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
@@ -337,8 +338,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             app.state.services = Services(
                 settings, Authenticator(settings.jwt_secret), gateway, client, OrderedDict()
             )
+            keeper = asyncio.create_task(gateway.keep_holds())
             log.info("ticketd ready", host=settings.host, port=settings.port)
-            yield
+            try:
+                yield
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
         finally:
             await client.aclose()
             if own:

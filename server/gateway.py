@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 import structlog
 from ray import exceptions as rex
 
-from actors import routes_store
+from actors import keys, routes_store
 from actors.actor import Reply
 from actors.directory import Directory
 from actors.errors import Unavailable
@@ -197,6 +197,35 @@ class Gateway:
                 raise self._unavailable(route_id) from None
             ch.take(_reply.decode(raw))
             return
+
+    # ---- expiry keeper ------------------------------------------------------------
+
+    async def keep_holds(self, interval: float = 0.5) -> None:
+        """Wake routes whose earliest hold is overdue, even if their actor is down.
+
+        The actor expires its own holds while it runs; this covers an actor that was
+        deactivated, crashed or had its whole server down when a deadline passed.
+        Several front ends doing it at once is harmless: a sweep is idempotent.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                due = await self.client.zrangebyscore(keys.HOLDS, "-inf", time.time(), 0, 100)
+                for raw in due:
+                    route_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    # a grace second: a live actor's own sweeper normally gets there first
+                    score = await self.client.zscore(keys.HOLDS, route_id)
+                    if score is not None and score > time.time() - 1.0:
+                        continue
+                    handle = await self._handle(route_id)
+                    try:
+                        await handle.sweep.remote()
+                    except rex.ActorDiedError:
+                        self.directory.forget(route_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep keeping: Redis or Ray may come back
+                log.warning("hold keeper pass failed", error=repr(exc))
 
     def queue_depth(self) -> int:
         """Requests waiting across all routes (for metrics)."""

@@ -1,0 +1,176 @@
+"""Booking lifecycle through the HTTP app: holds expire (even with the actor down),
+confirm races the deadline, and the waitlist is served in order across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import ray
+import redis.asyncio
+
+from actors import keys
+from actors.config import NAMESPACE
+from actors.directory import actor_name
+from actors.messages import Expired, decode_events
+
+Factory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+async def _route(api: httpx.AsyncClient, token: Callable[..., str], rid: str, seats: int) -> str:
+    body = {
+        "train": rid.split("-")[0],
+        "date": "2026-12-01",
+        "stations": ["A", "B", "C", "D"],
+        "coaches": [{"number": "01", "class": "second", "rows": 1, "letters": "ABCDF"[:seats]}],
+    }
+    r = await api.post("/v1/routes", json=body, headers={"Authorization": token("ops", True)})
+    assert r.status_code == 201, r.text
+    return str(r.json()["route_id"])
+
+
+async def _book(
+    api: httpx.AsyncClient,
+    token: Callable[..., str],
+    rid: str,
+    user: str,
+    pax: list[str],
+    trip: tuple[str, str] = ("A", "D"),
+    waitlist: bool = False,
+) -> httpx.Response:
+    body: dict[str, Any] = {
+        "from": trip[0],
+        "to": trip[1],
+        "class": "second",
+        "passengers": [{"name": p, "id": p} for p in pax],
+        "waitlist": waitlist,
+    }
+    headers = {"Authorization": token(user), "Idempotency-Key": f"{user}-{'-'.join(pax)}"}
+    return await api.post(f"/v1/routes/{rid}/bookings", json=body, headers=headers)
+
+
+async def _free(api: httpx.AsyncClient, rid: str, trip: tuple[str, str] = ("A", "D")) -> int:
+    r = await api.get(f"/v1/routes/{rid}/availability", params={"from": trip[0], "to": trip[1]})
+    return int(r.json()["availability"]["second"])
+
+
+async def _status(api: httpx.AsyncClient, token: Callable[..., str], user: str, bid: str) -> str:
+    r = await api.get(f"/v1/bookings/{bid}", headers={"Authorization": token(user)})
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+async def test_unpaid_hold_expires_on_time_without_any_request(
+    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+) -> None:
+    api = await app_factory(hold_seconds=1.0)
+    rid = await _route(api, token, route_id_factory(), seats=1)
+    r = await _book(api, token, rid, "u1", ["p1"])
+    assert r.status_code == 201
+    assert await _free(api, rid) == 0
+    await asyncio.sleep(2.0)  # no request touches the route meanwhile
+    # the availability read is served by the actor's last matrix: the sweep already ran
+    assert await _free(api, rid) == 1
+    assert await _status(api, token, "u1", r.json()["booking_id"]) == "expired"
+
+
+async def test_hold_expires_while_its_actor_is_down(
+    app_factory: Factory,
+    token: Callable[..., str],
+    route_id_factory: Callable[[], str],
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    api = await app_factory(hold_seconds=1.0)
+    rid = await _route(api, token, route_id_factory(), seats=1)
+    r = await _book(api, token, rid, "u1", ["p1"])
+    bid = r.json()["booking_id"]
+    ray.kill(ray.get_actor(actor_name(rid), namespace=NAMESPACE), no_restart=True)
+    # the deadline passes with no actor at all; the front end's keeper must notice
+    expired = False
+    for _ in range(40):
+        await asyncio.sleep(0.25)
+        entries = await redis_client.xrange(keys.journal(rid))
+        events = [e for _, f in entries for e in decode_events(f[b"e"])]
+        if any(isinstance(e, Expired) and e.booking_id == bid for e in events):
+            expired = True
+            break
+    assert expired, "no Expired event journalled after the deadline"
+    assert await redis_client.zscore(keys.HOLDS, rid) is None
+    assert await _free(api, rid) == 1
+
+
+async def test_confirm_before_deadline_wins_and_after_it_loses(
+    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+) -> None:
+    api = await app_factory(hold_seconds=1.0)
+    rid = await _route(api, token, route_id_factory(), seats=2)
+    paid = (await _book(api, token, rid, "u1", ["p1"])).json()["booking_id"]
+    late = (await _book(api, token, rid, "u2", ["p2"])).json()["booking_id"]
+    r = await api.post(f"/v1/bookings/{paid}/confirm", headers={"Authorization": token("u1")})
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
+    await asyncio.sleep(1.5)
+    r = await api.post(f"/v1/bookings/{late}/confirm", headers={"Authorization": token("u2")})
+    assert r.status_code == 409
+    assert r.json()["type"] == "hold-expired"
+    assert await _status(api, token, "u1", paid) == "confirmed"
+    assert await _free(api, rid) == 1
+
+
+async def test_waitlist_is_served_in_order_when_seats_free_up(
+    api: httpx.AsyncClient, token: Callable[..., str], route_id_factory: Callable[[], str]
+) -> None:
+    rid = await _route(api, token, route_id_factory(), seats=2)
+    holder = (await _book(api, token, rid, "h", ["h1", "h2"])).json()["booking_id"]
+    big = await _book(api, token, rid, "w1", ["a1", "a2", "a3"], waitlist=True)
+    small = await _book(api, token, rid, "w2", ["b1"], waitlist=True)
+    later = await _book(api, token, rid, "w3", ["c1"], waitlist=True)
+    assert [x.status_code for x in (big, small, later)] == [202, 202, 202]
+    assert small.json()["status"] == "waitlisted" and small.json()["seats"] == []
+    r = await api.delete(f"/v1/bookings/{holder}", headers={"Authorization": token("h")})
+    assert r.status_code == 200
+    # two seats free: the group of three does not fit, the next two in line are served
+    assert await _status(api, token, "w1", big.json()["booking_id"]) == "waitlisted"
+    assert await _status(api, token, "w2", small.json()["booking_id"]) == "held"
+    assert await _status(api, token, "w3", later.json()["booking_id"]) == "held"
+
+
+async def test_waitlist_survives_an_actor_restart(
+    api: httpx.AsyncClient, token: Callable[..., str], route_id_factory: Callable[[], str]
+) -> None:
+    rid = await _route(api, token, route_id_factory(), seats=1)
+    holder = (await _book(api, token, rid, "h", ["h1"])).json()["booking_id"]
+    waiting = (await _book(api, token, rid, "w", ["w1"], waitlist=True)).json()["booking_id"]
+    handle = ray.get_actor(actor_name(rid), namespace=NAMESPACE)
+    pid = (await handle.info.remote())["pid"]
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)  # Ray restarts it; it recovers from Redis
+    for _ in range(60):
+        r = await api.delete(f"/v1/bookings/{holder}", headers={"Authorization": token("h")})
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503, r.text
+        await asyncio.sleep(0.25)
+    assert await _status(api, token, "w", waiting) == "held"
+
+
+@pytest.mark.parametrize("trip", [("A", "B"), ("C", "D")])
+async def test_waitlisted_trip_only_needs_its_own_segments(
+    api: httpx.AsyncClient,
+    token: Callable[..., str],
+    route_id_factory: Callable[[], str],
+    trip: tuple[str, str],
+) -> None:
+    rid = await _route(api, token, route_id_factory(), seats=1)
+    first = (await _book(api, token, rid, "h1", ["x1"], trip=("A", "B"))).json()["booking_id"]
+    await _book(api, token, rid, "h2", ["x2"], trip=("B", "D"))
+    waiting = (await _book(api, token, rid, "w", ["w1"], trip=trip, waitlist=True)).json()
+    r = await api.delete(f"/v1/bookings/{first}", headers={"Authorization": token("h1")})
+    assert r.status_code == 200
+    # cancelling A-B frees only segment A-B: an A-B request is served, a C-D one waits
+    expected = "held" if trip == ("A", "B") else "waitlisted"
+    assert await _status(api, token, "w", waiting["booking_id"]) == expected

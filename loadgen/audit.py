@@ -1,12 +1,13 @@
 """The Jepsen-style audit: a pure function from what loadgen sent to what the server reports.
 
-Findings, each counted once per offending booking (or pair of bookings for double sales):
+Findings, each counted once per offending booking (per seat, for double sales):
 
 - lost: an acknowledged booking missing from its route's admin list.
 - changed: an acknowledged booking listed with other seats, journey, passengers or user than
   acknowledged, or in a status that loadgen's own later confirms/cancels (and hold expiry) do
   not explain.
-- double_sold: two live bookings holding one seat on an overlapping segment.
+- double_sold: a live booking's seat that an earlier-listed live booking holds on an
+  overlapping segment (counted once per seat of each later booking).
 - phantom: a listed booking no request of loadgen's can account for (unknown passengers, or a
   request the server had definitely rejected).
 - duplicated: one request (one idempotency key) applied more than once.
@@ -78,11 +79,14 @@ def audit(ledger: Ledger, server: ServerState) -> AuditResult:
     for route_id, booking in listed.values():
         _validate(booking, route_id, ledger.routes.get(route_id), found)
 
-    acked = {
-        a.booking.booking_id: a
-        for a in ledger.attempts
-        if a.outcome is Outcome.ACKNOWLEDGED and a.booking is not None
-    }
+    acked: dict[str, BookAttempt] = {}
+    for sent in ledger.attempts:
+        if sent.outcome is Outcome.ACKNOWLEDGED and sent.booking is not None:
+            booking_id = sent.booking.booking_id
+            if booking_id in acked:  # two requests acknowledged as one booking: one is gone
+                found.add("lost", f"{booking_id} was acknowledged to {sent.key} and another")
+            else:
+                acked[booking_id] = sent
     by_passengers = {(a.route_id, frozenset(a.passenger_ids)): a for a in ledger.attempts}
     applied: Counter[str] = Counter()
     for route_id, booking in listed.values():
@@ -105,9 +109,9 @@ def audit(ledger: Ledger, server: ServerState) -> AuditResult:
             found.add("lost", f"{attempt.route_id} booking {booking_id} is not in the admin list")
             continue
         applied[attempt.key] += 1
-        for problem in _differences(attempt, actions.get(booking_id, []), entry[1]):
-            found.add("changed", f"{_describe(entry[1])}: {problem}")
-            break
+        problems = _differences(attempt, actions.get(booking_id, []), entry[1])
+        if problems:
+            found.add("changed", f"{_describe(entry[1])}: {'; '.join(problems)}")
 
     for key, times in applied.items():
         if times > 1:
@@ -118,7 +122,7 @@ def audit(ledger: Ledger, server: ServerState) -> AuditResult:
     counts = found.counts
     return AuditResult(
         ok=not counts,
-        checked=len(acked),
+        checked=ledger.acknowledged,
         lost=counts["lost"],
         changed=counts["changed"],
         double_sold=counts["double_sold"],
@@ -175,9 +179,9 @@ def _dedupe(
 
 
 def _validate(booking: Booking, route_id: str, route: RouteDef | None, found: _Findings) -> None:
-    for problem in _contract_violations(booking, route_id, route):
-        found.add("invalid", f"{_describe(booking)}: {problem}")
-        return
+    problems = _contract_violations(booking, route_id, route)
+    if problems:
+        found.add("invalid", f"{_describe(booking)}: {'; '.join(problems)}")
 
 
 def _contract_violations(booking: Booking, route_id: str, route: RouteDef | None) -> list[str]:
@@ -278,13 +282,14 @@ def _check_double_sales(
             continue
         for coach, seat in sorted({(s.coach, s.seat) for s in booking.seats}):
             holders = occupied[(route_id, coach, seat)]
-            for other_mask, other_id in holders:
-                if other_mask & mask:
-                    found.add(
-                        "double_sold",
-                        f"{route_id} seat {coach}/{seat} held by {other_id} and "
-                        f"{booking.booking_id} on overlapping segments",
-                    )
+            # Once per seat of a booking that overlaps an earlier holder: n sales of one seat
+            # segment count n - 1, not the n(n-1)/2 pairs.
+            other = next((other for m, other in holders if m & mask), None)
+            if other is not None:
+                found.add(
+                    "double_sold",
+                    f"{route_id} seat {coach}/{seat} of {booking.booking_id} overlaps {other}",
+                )
             holders.append((mask, booking.booking_id))
 
 

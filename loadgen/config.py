@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SCENARIOS = ("flash-sale", "mixed", "steady")
-MAX_SEATS = 9_000
-"""Per route: coaches are numbered 01..99 and hold at most 100 seats (20 rows of 5)."""
+MAX_SEATS = 5_000
+"""Per route: ticketd accepts at most 5,000 seats per route (actors/route.py)."""
 STEADY_DEFAULT_RATE = 200.0
 """Requests/s for `steady` when no --rate is given: it is an open-loop scenario by definition."""
 

@@ -1,7 +1,7 @@
 """Drives a workload against the server, closed loop or open loop, and files every outcome.
 
 Closed loop: `concurrency` workers, each sends its next request when the previous one ends
-(and waits out a 503's Retry-After, up to a second, as a polite client would).
+(and waits out a 429's or 503's Retry-After, up to a second, as a polite client would).
 
 Open loop: requests are scheduled at `rate` per second from the start, whatever the server
 does. At most `concurrency` are in flight; when all slots are busy the scheduler waits for one,
@@ -25,7 +25,7 @@ from typing import Any
 from loadgen.client import Answer, Reply, TicketdClient
 from loadgen.ledger import Action, BookAttempt, Ledger, Outcome
 from loadgen.scenarios import Book, Cancel, Confirm, Op, Query, Workload
-from loadgen.stats import Stats
+from loadgen.stats import Schedule, Stats
 from loadgen.wire import Booking, decode
 
 LATE_S = 0.010
@@ -43,25 +43,20 @@ class Limits:
     drain: float = 5.0
 
 
-@dataclass
-class Schedule:
-    """How the open-loop schedule fared (all zero in closed loop)."""
-
-    late: int = 0
-    unsent: int = 0
-    max_lag_ms: float = 0.0
-
-
 def outcome_of(answer: Answer) -> tuple[Outcome, Booking | None]:
-    """How a write ended: only 4xx and 503 (overloaded, or unavailable with memory unchanged)
-    say it was not applied; a 2xx without a readable booking, other 5xx and no answer at all
-    leave it open."""
+    """How a write ended. Only a 4xx (but 408) or a 503 `overloaded` (turned away at admission,
+    before any actor saw it) says it was not applied. Anything else that is not a readable 2xx
+    stays open: a 500 or a 503 `unavailable` may come from a journal write that did reach
+    Redis and is replayed on recovery, and no answer at all says nothing."""
     if not isinstance(answer, Reply):
         return Outcome.INDETERMINATE, None
     if answer.ok:
         booking = decode(answer.body, Booking)
         return (Outcome.ACKNOWLEDGED, booking) if booking else (Outcome.INDETERMINATE, None)
-    if 400 <= answer.status < 500 or answer.status == 503:
+    if 400 <= answer.status < 500 and answer.status != 408:
+        return Outcome.REJECTED, None
+    problem = answer.problem()
+    if answer.status == 503 and problem is not None and problem.slug == "overloaded":
         return Outcome.REJECTED, None
     return Outcome.INDETERMINATE, None
 
@@ -104,7 +99,7 @@ class Driver:
         while self._may_send():
             self.issued += 1
             answer = await self._execute(self.workload.next_op(), self._loop.time())
-            if isinstance(answer, Reply) and answer.status == 503 and answer.retry_after:
+            if isinstance(answer, Reply) and answer.status in (429, 503) and answer.retry_after:
                 left = self.limits.deadline - self._loop.time()
                 await asyncio.sleep(max(0.0, min(answer.retry_after, MAX_BACKOFF_S, left)))
 
@@ -128,26 +123,34 @@ class Driver:
                         break
                     if intended > self._loop.time():
                         await asyncio.sleep(intended - self._loop.time())
+                    # All slots busy: wait, but keep `intended`, so the wait counts as latency.
                     await slots.acquire()
                     lag = self._loop.time() - intended
                     if lag > LATE_S:
                         self.schedule.late += 1
-                    self.schedule.max_lag_ms = max(self.schedule.max_lag_ms, lag * 1000)
+                    self.schedule.max_lag_ms = max(self.schedule.max_lag_ms, round(lag * 1000, 3))
                     self.issued += 1
                     task = asyncio.create_task(self._execute(self.workload.next_op(), intended))
                     tasks.add(task)
                     task.add_done_callback(done)
         except TimeoutError:
             pass
+        except BaseException:  # cancelled (Ctrl-C): no request may outlive the run
+            await self._finish([], abort=list(tasks))
+            raise
         if crashed:
+            await self._finish([], abort=list(tasks))
             raise crashed[0]
         if self.limits.max_requests is None or self.issued < self.limits.max_requests:
             due = math.ceil((self.limits.deadline - start) * rate)
             self.schedule.unsent = max(0, due - self.issued)
         await self._finish(list(tasks))
 
-    async def _finish(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
-        """Wait for `tasks` until deadline + drain, then abort the rest; re-raise a crash."""
+    async def _finish(
+        self, tasks: Iterable[asyncio.Task[Any]], *, abort: Iterable[asyncio.Task[Any]] = ()
+    ) -> None:
+        """Wait for `tasks` until deadline + drain, then abort them and `abort`; re-raise a
+        crash."""
         pending = set(tasks)
         end = self.limits.deadline + self.limits.drain
         try:
@@ -159,7 +162,8 @@ class Driver:
                     if (error := task.exception()) is not None:
                         raise error
         finally:
-            # Also on our own cancellation: no request may outlive the run.
+            # Also when we are cancelled ourselves: no request may outlive the run.
+            pending.update(abort)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

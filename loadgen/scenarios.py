@@ -205,6 +205,7 @@ def seats_per_route(plan: Plan, routes: int, concurrency: int, duration: float) 
     return max(10, min(5_000, round(8 * concurrency * duration / routes)))
 
 
-def users_for(concurrency: int) -> int:
-    """How many distinct customers a run plays: many more than there are connections."""
-    return max(200, 20 * concurrency)
+def users_for(concurrency: int, seats: int) -> int:
+    """How many distinct customers a run plays: many more than there are connections, and about
+    one per seat on sale, so per-user booking caps rarely bind (as in a real sale)."""
+    return max(200, 20 * concurrency, seats)

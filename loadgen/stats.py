@@ -52,12 +52,22 @@ class Latency(msgspec.Struct, frozen=True):
 
 
 class Second(msgspec.Struct, frozen=True):
-    """One second of the run: answers completed in it and their latency."""
+    """One second of the run: answers completed in it, and the latency of those and of the
+    requests that timed out in it."""
 
     t: int
     requests: int
     p50_ms: float
     p99_ms: float
+
+
+class Schedule(msgspec.Struct):
+    """Open loop only: requests sent more than 10 ms behind their intended time, requests whose
+    time came before the deadline but that were never sent, and the worst lag."""
+
+    late: int = 0
+    unsent: int = 0
+    max_lag_ms: float = 0.0
 
 
 @dataclass
@@ -88,16 +98,16 @@ class Stats:
         self.status[key] += 1
         if not answered and key != "timeout":
             return
+        bucket = self._bucket(ended)
         if answered:
             self.answered += 1
+            bucket.count += 1
         latency = ended - intended
         _record(self.total, latency)
         hist = self.by_op.get(op)
         if hist is None:
             hist = self.by_op[op] = _histogram()
         _record(hist, latency)
-        bucket = self._bucket(ended)
-        bucket.count += 1
         _record(bucket.hist, latency)
 
     def count(self, op: str, key: str) -> None:

@@ -132,3 +132,9 @@ def token() -> Callable[..., str]:
         return f"Bearer {mint(JWT_SECRET, user, admin)}"
 
     return make
+
+
+@pytest.fixture
+def jwt_secret() -> str:
+    """The HS256 secret the test apps verify tokens with."""
+    return JWT_SECRET

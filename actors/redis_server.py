@@ -17,9 +17,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-import redis.asyncio
-
 log = logging.getLogger(__name__)
 
 _SERVER_NAMES = ("redis-server", "valkey-server")
@@ -31,10 +28,6 @@ _SHUTDOWN = b"*1\r\n$8\r\nSHUTDOWN\r\n"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _POLL = 0.02
 _PROCFS = Path("/proc/self/stat").exists()  # Linux; elsewhere (macOS) ask kill(0) and ps
-_VOLATILE_HINT = (
-    "enable appendonly yes on the Redis server, "
-    "or set TICKETD_ALLOW_VOLATILE=1 to run without durability"
-)
 
 
 def find_server_binary() -> str:
@@ -248,52 +241,6 @@ class EmbeddedRedis:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-async def check_persistence(client: redis.asyncio.Redis, allow_volatile: bool) -> str | None:
-    """Refuse an external Redis without AOF unless allowed; return a warning if fsync is weak."""
-    fsync: str | None
-    try:
-        config = await client.config_get("append*")
-    except redis.ResponseError:
-        # Managed Redis services often rename or forbid CONFIG; INFO still says whether
-        # AOF is on, though not how often it syncs.
-        try:
-            info = await client.info("persistence")
-        except redis.ResponseError as exc:
-            if allow_volatile:
-                return f"cannot read the Redis persistence settings ({exc}); durability unknown"
-            raise RuntimeError(
-                f"Cannot read the Redis persistence settings: CONFIG and INFO are refused "
-                f"({exc}); allow CONFIG GET or INFO for ticketd's user, "
-                f"or set TICKETD_ALLOW_VOLATILE=1 to run without durability."
-            ) from exc
-        aof = _text(info.get("aof_enabled")) == "1"
-        fsync = None
-    else:
-        settings = {_text(key): _text(value) for key, value in config.items()}
-        aof = settings.get("appendonly") == "yes"
-        fsync = settings.get("appendfsync")
-    if not aof:
-        if allow_volatile:
-            return "Redis AOF is off (appendonly no): a Redis restart loses bookings"
-        raise RuntimeError(
-            f"The Redis server has AOF persistence off (appendonly no), so a Redis restart "
-            f"would lose acknowledged bookings; {_VOLATILE_HINT}."
-        )
-    if fsync is None:
-        return "Redis appendfsync is unknown (CONFIG refused); ticketd expects appendfsync always"
-    if fsync != "always":
-        return (
-            f"Redis appendfsync is {fsync!r}, not 'always': a host crash can lose acknowledged "
-            f"bookings; set appendfsync always on the Redis server"
-        )
-    return None
-
-
-def _text(value: object) -> str:
-    # Replies are bytes or str depending on decode_responses and the protocol version.
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _free_port() -> int:

@@ -24,7 +24,7 @@ from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.errors import DomainError, SoldOut
 from actors.messages import Book, Cancel, Change, Confirm, GetBooking, ListBookings, Passenger
-from actors.redis_server import check_persistence
+from actors.persistence import check_persistence
 from actors.route import RouteDef, pair_index
 from actors.views import Result
 from server import metrics, openapi, schemas

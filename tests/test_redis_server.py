@@ -17,7 +17,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from actors.redis_server import EmbeddedRedis, check_persistence, find_server_binary
+from actors.persistence import check_persistence
+from actors.redis_server import EmbeddedRedis, find_server_binary
 
 REPO = Path(__file__).resolve().parents[1]
 

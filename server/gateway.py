@@ -36,11 +36,24 @@ _reply = msgspec.msgpack.Decoder(Reply)
 class Channel:
     """One route as this front end sees it: definition, batch queue, availability."""
 
-    __slots__ = ("fetched", "inflight", "matrix", "queue", "refreshing", "route", "version", "view")
+    __slots__ = (
+        "classes",
+        "fetched",
+        "inflight",
+        "matrix",
+        "queue",
+        "refreshing",
+        "route",
+        "station_index",
+        "version",
+        "view",
+    )
 
     def __init__(self, route: RouteDef) -> None:
         self.route = route
         self.view = RouteView(route)
+        self.station_index = {name: i for i, name in enumerate(route.stations)}
+        self.classes = route.classes()
         self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
         self.inflight = False
         self.matrix: dict[str, list[int]] | None = None

@@ -19,6 +19,8 @@ import ray
 import redis
 import redis.asyncio as aredis
 import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from actors import journal, routes_store
 from actors.config import ActorConfig
@@ -29,6 +31,9 @@ from actors.state import RouteState, apply, from_snapshot, to_snapshot
 from actors.views import Result, availability_matrix
 
 log = structlog.get_logger("ticketd.actor")
+
+#: how long a fenced actor keeps answering "unavailable" before it stops itself
+_FENCED_GRACE_SECONDS = 1.0
 
 
 class Reply(msgspec.Struct, array_like=True):
@@ -66,7 +71,7 @@ class RouteActor:
         self.config = config
         self.policy = Policy(config.hold_seconds, config.user_cap)
         # recovery is synchronous on purpose: the actor serves nothing until it is done
-        sync = redis.Redis.from_url(config.redis_url)
+        sync = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.epoch = journal.activate(sync, route_id)
             started = time.perf_counter()
@@ -143,12 +148,26 @@ class RouteActor:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            payloads = await self._run(batch)
+            try:
+                payloads = await self._run(batch)
+            except Exception as exc:
+                # e.g. a reload that meets a corrupt journal: the callers must hear of it,
+                # not wait forever on futures nobody resolves. Memory may be half-applied,
+                # so it is rebuilt from Redis before the next batch.
+                self._stale = True
+                log.exception("batch failed", route_id=self.route_id)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
             for (_, future), reply in zip(batch, payloads, strict=True):
                 if not future.done():
                     future.set_result(reply)
             if self._fenced:
-                self._stop_self()
+                # stop once these "unavailable" replies are on their way: killing at once
+                # races Ray sending them, and the callers would see the actor die instead.
+                # Until then _fenced refuses every write.
+                asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 
     async def _run(self, batch: list[tuple[list[Command], asyncio.Future[bytes]]]) -> list[bytes]:
@@ -234,7 +253,15 @@ class RouteActor:
 
     def _get_journal(self) -> journal.Journal:
         if self._journal is None:
-            client = aredis.Redis.from_url(self.config.redis_url, socket_timeout=10)
+            # never retry an append inside the client: a lost reply to a write that landed
+            # would journal the batch twice. The batch answers "unavailable" instead, and the
+            # client retries with its idempotency key against the reloaded state.
+            client = aredis.Redis.from_url(
+                self.config.redis_url,
+                socket_timeout=10,
+                socket_connect_timeout=5,
+                retry=Retry(NoBackoff(), 0),
+            )
             self._journal = journal.Journal(client, self.route_id, self.epoch)
         return self._journal
 
@@ -259,8 +286,10 @@ class RouteActor:
 
     def _can_deactivate(self) -> bool:
         # live holds need no actor: the front ends' keeper reactivates the route when the
-        # earliest one falls due (keys.HOLDS)
-        return not self._pending
+        # earliest one falls due (keys.HOLDS). No batch may be mid-write either (e.g. a
+        # keeper's sweep()): its events are in memory but its entry id is not in last_id
+        # yet, so a snapshot now would make recovery apply them twice.
+        return not self._pending and (self._writer is None or self._writer.done())
 
     async def _deactivate(self) -> None:
         if not self._stale and self.since_snapshot:

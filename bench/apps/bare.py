@@ -1,0 +1,59 @@
+"""The ceiling: a bare Starlette endpoint served like ticketd (one uvicorn worker).
+
+It takes the very requests the booking benchmark sends (same path, headers and
+body), reads the body and answers 201 with a small constant JSON: all that is
+left is ASGI, HTTP parsing and Starlette routing.
+
+    .venv/bin/python bench/apps/bare.py --port 8101
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+_BODY = b'{"booking_id":"B1-20261201-000000000000000000000000","status":"held"}'
+
+
+async def book(request: Request) -> Response:
+    await request.body()
+    return Response(_BODY, status_code=201, media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/routes/{route_id}/bookings", book, methods=["POST"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    # the same server settings as server/__main__.py
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()

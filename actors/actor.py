@@ -163,6 +163,10 @@ class RouteActor:
             for (_, future), reply in zip(batch, payloads, strict=True):
                 if not future.done():
                     future.set_result(reply)
+            # after the replies, never before them: a snapshot costs O(bookings). Taking
+            # one only every max(N, bookings) events keeps that O(1) per event.
+            if self.since_snapshot >= max(self.config.snapshot_every, len(self.state.bookings)):
+                await self._snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
                 # races Ray sending them, and the callers would see the actor die instead.
@@ -204,8 +208,6 @@ class RouteActor:
         for size in sizes:
             out.append(encode(Reply(results[at : at + size], self._version, self._matrix)))
             at += size
-        if self.since_snapshot >= self.config.snapshot_every:
-            await self._snapshot()
         return out
 
     def _next_deadline(self) -> float | None:

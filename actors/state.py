@@ -156,34 +156,36 @@ def _drop_live(state: RouteState, b: Booking) -> None:
 # ---- snapshots -------------------------------------------------------------------
 
 
+class _Row(msgspec.Struct, array_like=True):
+    booking_id: str
+    from_idx: int
+    to_idx: int
+    klass: str
+    seats: list[int]
+    status: str
+    hold_expires_at: float | None
+    updated_at: float
+    origin: Held | Waitlisted
+
+
 class _Snap(msgspec.Struct, array_like=True):
     route: dict[str, Any]
     events_applied: int
-    bookings: list[tuple[Any, ...]]
+    bookings: list[_Row]
     waitlist: list[str]
 
 
 _snap_decoder = msgspec.msgpack.Decoder(_Snap)
-_origin_decoder = msgspec.msgpack.Decoder(Held | Waitlisted)
 _enc = msgspec.msgpack.Encoder()
 
 
 def to_snapshot(state: RouteState) -> bytes:
     """Serialize the state; seat bits are derived from the live bookings on load."""
     rows = [
-        (
-            b.booking_id,
-            b.from_idx,
-            b.to_idx,
-            b.klass,
-            b.seats,
-            b.status,
-            b.hold_expires_at,
-            b.updated_at,
-            _enc.encode(b.origin),
-        )
+        _Row(b.booking_id, b.from_idx, b.to_idx, b.klass, b.seats, b.status,
+             b.hold_expires_at, b.updated_at, b.origin)
         for b in state.bookings.values()
-    ]
+    ]  # fmt: skip
     return _enc.encode(
         _Snap(state.route.to_dict(), state.events_applied, rows, list(state.waitlist))
     )
@@ -193,9 +195,10 @@ def from_snapshot(data: bytes) -> RouteState:
     """Rebuild a state (with all indexes) from `to_snapshot` output."""
     snap = _snap_decoder.decode(data)
     state = RouteState.empty(RouteDef.from_dict(snap.route))
-    for bid, i, j, klass, seats, status, expires, updated, origin_raw in snap.bookings:
-        origin = _origin_decoder.decode(origin_raw)
-        b = _new_booking(origin, status, list(seats), expires)
+    for row in snap.bookings:
+        bid, i, j, klass, seats = row.booking_id, row.from_idx, row.to_idx, row.klass, row.seats
+        status, expires, updated = row.status, row.hold_expires_at, row.updated_at
+        b = _new_booking(row.origin, status, seats, expires)
         b.from_idx, b.to_idx, b.klass, b.updated_at = i, j, klass, updated
         state.bookings[bid] = b
         state.idem[(b.user, b.key)] = bid

@@ -31,3 +31,16 @@ def snapshot(route_id: str) -> str:
 def epoch(route_id: str) -> str:
     """Integer incremented by every activation of the route's actor (fencing token)."""
     return f"{PREFIX}:{{{route_id}}}:epoch"
+
+
+#: how long a booking's Idempotency-Key is remembered for front ends (see idem_marker)
+IDEM_MARKER_TTL = 7 * 86400
+
+
+def idem_marker(route_id: str, user: str, key: str) -> str:
+    """Set by a front end before a booking key first reaches the route's actor.
+
+    A front end may answer "sold out" from its availability snapshot only for a key no
+    front end ever forwarded: a retry of one that did must get the first answer.
+    """
+    return f"{PREFIX}:{{{route_id}}}:key:{len(user)}:{user}:{key}"

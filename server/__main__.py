@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import argparse
+import signal
 import sys
 
 from server.settings import ConfigError, Settings
@@ -63,7 +64,19 @@ def serve(settings: Settings) -> int:
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+
+        def stop_serving(signum: int, frame: object) -> None:
+            server.should_exit = True
+
+        # uvicorn handles SIGINT/SIGTERM while it serves, then restores the handlers it
+        # found and raises the signal again. The one found would be Ray's (ray.init sets
+        # SIGTERM to sys.exit(15)), so a graceful stop would exit 15, and SIGINT would end
+        # in a KeyboardInterrupt traceback. Ours only asks uvicorn to stop: a signal
+        # before, during or after serving ends in a clean shutdown and exit code 0.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop_serving)
+        server.run()
     finally:
         # idempotent: a second SIGINT/SIGTERM (make + process group) must not break it
         runtime.stop()

@@ -49,6 +49,8 @@ _STATUS_OF_KIND = {"created": 201, "waitlisted": 202, "ok": 200}
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
 #: (which answers the first result) even when the snapshot says sold out
 _SEEN_KEYS_MAX = 200_000
+#: Redis connections of one front end (route definitions, listing, readiness)
+_REDIS_CONNECTIONS = 64
 
 
 @dataclass(slots=True)
@@ -75,7 +77,7 @@ def _answer(ch: Channel, res: Result, admin: bool = False) -> Response:
 
 def _stations(ch: Channel, from_: str, to: str) -> tuple[int, int]:
     """Validate a trip against the route on the front end: bad input never costs a call."""
-    index = {s: i for i, s in enumerate(ch.route.stations)}
+    index = ch.station_index
     rid = ch.route.route_id
     for name in (from_, to):
         if name not in index:
@@ -97,7 +99,7 @@ def _stations(ch: Channel, from_: str, to: str) -> tuple[int, int]:
 
 
 def _check_class(ch: Channel, klass: str) -> None:
-    classes = ch.route.classes()
+    classes = ch.classes
     if klass not in classes:
         raise Problem(
             "unknown-class",
@@ -172,6 +174,7 @@ async def book(request: Request) -> Response:
     user = svc.auth.user(request.headers.get("authorization"))
     key = idempotency_key(request)
     ch = await svc.gateway.channel(request.path_params["route_id"])
+    svc.gateway.admit(ch)  # before reading and hashing the body
     body = await read_json(request, schemas.booking_in)
     i, j = _stations(ch, body.from_, body.to)
     _check_class(ch, body.klass)
@@ -182,8 +185,10 @@ async def book(request: Request) -> Response:
     n = len(body.passengers)
     if not body.waitlist and scoped not in svc.seen_keys:
         matrix = svc.gateway.fresh_matrix(ch)
-        if matrix is not None and matrix[body.klass][pair_index(i, j, ch.view.n)] < n:
-            # sold out per a snapshot at most AVAILABILITY_REFRESH old: no actor call
+        sold_out = matrix is not None and matrix[body.klass][pair_index(i, j, ch.view.n)] < n
+        # sold out per a snapshot at most AVAILABILITY_REFRESH old: no actor call, unless
+        # some front end already forwarded this key (then only the actor knows the answer)
+        if sold_out and await svc.gateway.first_sight(route_id, user.id, key):
             metrics.SOLD_OUT_CACHED.inc()
             return from_domain(SoldOut(route_id, body.klass, body.from_, body.to, n).to_dict())
     svc.seen_keys[scoped] = None
@@ -281,7 +286,15 @@ async def openapi_endpoint(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return problem_response("method-not-allowed", f"{request.method} is not allowed here.")
+        # RFC 9110 §15.5.6: a 405 must carry Allow. Starlette's own names only the first
+        # route matching the path, and some paths are served by two routes (GET and POST)
+        path = request.scope["path"]
+        allow = {m for r in ROUTES if r.path_regex.match(path) for m in r.methods or ()}
+        return problem_response(
+            "method-not-allowed",
+            f"{request.method} is not allowed here.",
+            headers={"Allow": ", ".join(sorted(allow))},
+        )
     if exc.status_code == 404:
         return problem_response("not-found", f"There is nothing at {request.url.path}.")
     return problem_response("bad-request", str(exc.detail))
@@ -321,7 +334,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         if rt is None:
             rt = Runtime(settings)
             rt.start()
-        client = aredis.Redis.from_url(rt.redis_url, socket_timeout=10)
+        # a blocking pool: past max_connections a request waits for a free connection
+        # (a rush on GET /v1/routes, say) where the default pool fails it with a 500
+        pool = aredis.BlockingConnectionPool.from_url(
+            rt.redis_url, max_connections=_REDIS_CONNECTIONS, timeout=5, socket_timeout=10
+        )
+        client = aredis.Redis.from_pool(pool)
         try:
             if settings.redis_url:
                 warning = await check_persistence(client, settings.allow_volatile)

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import ray
+import redis
 import redis.asyncio as aredis
 import structlog
 from ray import exceptions as rex
@@ -22,7 +23,7 @@ from actors import keys, routes_store
 from actors.actor import Reply
 from actors.directory import Directory
 from actors.errors import Unavailable
-from actors.messages import Command, encode
+from actors.messages import Book, Command, encode
 from actors.route import RouteDef
 from actors.views import Result, RouteView
 from server import metrics
@@ -38,6 +39,7 @@ class Channel:
 
     __slots__ = (
         "classes",
+        "down",
         "fetched",
         "inflight",
         "matrix",
@@ -60,6 +62,8 @@ class Channel:
         self.version = -1
         self.fetched = 0.0
         self.refreshing: asyncio.Task[None] | None = None
+        #: the last call found the actor unreachable; cleared by the next call that succeeds
+        self.down = False
 
     def take(self, reply: Reply) -> None:
         """Adopt a reply's availability unless we already hold a newer one."""
@@ -75,6 +79,7 @@ class Gateway:
         self.client = client
         self.directory = directory
         self._channels: dict[str, Channel] = {}
+        self._loading: dict[str, asyncio.Task[Channel]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- routes -------------------------------------------------------------------
@@ -82,21 +87,46 @@ class Gateway:
     async def channel(self, route_id: str) -> Channel:
         """The route's channel; Problem 404 if no such route exists."""
         ch = self._channels.get(route_id)
-        if ch is None:
-            try:
-                route = await routes_store.fetch(self.client, route_id)
-            except routes_store.RouteNotFound:
-                raise Problem("not-found", f"There is no route {route_id}.") from None
-            # routes never change once created, so the definition is cached for good
-            ch = self._channels.setdefault(route_id, Channel(route))
-        return ch
+        if ch is not None:
+            return ch
+        # a cold route in a rush: one Redis read however many requests wait for it (a read
+        # each would exhaust the connection pool); shielded, so one waiter giving up does
+        # not cancel the read the others wait for
+        task = self._loading.get(route_id)
+        if task is None:
+            task = asyncio.create_task(self._load(route_id))
+            self._loading[route_id] = task
+            task.add_done_callback(lambda done: self._loading.pop(route_id, None))
+        return await asyncio.shield(task)
+
+    async def _load(self, route_id: str) -> Channel:
+        try:
+            route = await routes_store.fetch(self.client, route_id)
+        except routes_store.RouteNotFound:
+            raise Problem("not-found", f"There is no route {route_id}.") from None
+        # routes never change once created, so the definition is cached for good
+        return self._channels.setdefault(route_id, Channel(route))
 
     # ---- commands -----------------------------------------------------------------
+
+    def admit(self, ch: Channel) -> None:
+        """Refuse at once when the route's queue is full: a 503 must cost next to nothing."""
+        if self.settings.batching and len(ch.queue) >= self.settings.max_queue:
+            metrics.OVERLOADED.inc()
+            raise Problem(
+                "overloaded",
+                f"Route {ch.route.route_id} has {len(ch.queue)} requests waiting; retry shortly.",
+            )
 
     async def call(self, ch: Channel, cmd: Command) -> Result:
         """Run one command on the route's actor, batched with concurrent ones."""
         if not self.settings.batching:
             return (await self._send(ch, [cmd]))[0]
+        if ch.down and ch.inflight:
+            # its actor stopped answering (e.g. its node died and Ray has not restarted it
+            # yet): the call in flight probes it, everyone else hears 503 now instead of
+            # each waiting out Ray's retries (~5 s) for the same answer
+            raise self._unavailable(ch.route.route_id)
         if len(ch.queue) >= self.settings.max_queue:
             metrics.OVERLOADED.inc()
             raise Problem(
@@ -130,8 +160,33 @@ class Gateway:
         finally:
             ch.inflight = False
 
+    async def first_sight(self, route_id: str, user: str, key: str) -> bool:
+        """Record a booking key; True if no front end had recorded it before."""
+        marker = keys.idem_marker(route_id, user, key)
+        try:
+            return bool(await self.client.set(marker, b"1", nx=True, ex=keys.IDEM_MARKER_TTL))
+        except (redis.RedisError, OSError):
+            raise self._unavailable(route_id) from None
+
+    async def _mark_keys(self, route_id: str, commands: list[Command]) -> None:
+        """Record every booking key of a batch before its actor can apply it (one trip)."""
+        books = [c for c in commands if isinstance(c, Book)]
+        if not books:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for c in books:
+            pipe.set(keys.idem_marker(route_id, c.user, c.key), b"1", nx=True,
+                     ex=keys.IDEM_MARKER_TTL)  # fmt: skip
+        try:
+            await pipe.execute()
+        except (redis.RedisError, OSError):
+            # without the marks a retry elsewhere could be told "sold out" for a booking
+            # that exists; the actor could not journal now anyway
+            raise self._unavailable(route_id) from None
+
     async def _send(self, ch: Channel, commands: list[Command]) -> list[Result]:
         route_id = ch.route.route_id
+        await self._mark_keys(route_id, commands)
         payload = encode(commands)
         for attempt in (1, 2):
             handle = await self._handle(route_id)
@@ -139,7 +194,8 @@ class Gateway:
             try:
                 raw = await handle.submit.remote(payload)
             except rex.ActorUnavailableError:
-                # restarting (e.g. its node died): Ray retries tasks itself; tell the client
+                # unreachable (e.g. its node died) and Ray's own retries are used up
+                ch.down = True
                 raise self._unavailable(route_id) from None
             except rex.ActorDiedError:
                 # gone for good (idle deactivation, fenced): a fresh activation takes over.
@@ -150,9 +206,11 @@ class Gateway:
                 continue
             except rex.RayError as exc:
                 log.warning("actor call failed", route_id=route_id, error=repr(exc))
+                ch.down = True
                 raise self._unavailable(route_id) from None
             finally:
                 metrics.ACTOR_CALL.observe(time.perf_counter() - started)
+            ch.down = False
             reply = _reply.decode(raw)
             ch.take(reply)
             return reply.results

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
+import redis
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,9 +52,23 @@ async def read_json(request: Request, decoder: msgspec.json.Decoder[T]) -> T:
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
+        # msgspec stops at the first wrong type, so a body that is not JSON at all further on
+        # (a trailing comma, a cut-off end) would be called merely invalid: malformed wins
+        if not _well_formed(raw):
+            raise Problem("malformed-json", "The request body is not valid JSON.") from None
         raise Problem("validation", f"The request body is invalid: {exc}.") from None
     except msgspec.DecodeError as exc:
         raise Problem("malformed-json", f"The request body is not valid JSON ({exc}).") from None
+
+
+def _well_formed(raw: bytes) -> bool:
+    try:
+        msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    except RecursionError:
+        return True  # too deeply nested to check here; the validation error stands
+    return True
 
 
 def route_of_booking(booking_id: str) -> str:
@@ -88,6 +103,9 @@ def endpoint(name: str) -> Callable[[Handler], Handler]:
     """Map Problems to responses, never leak a 500 body, and record metrics."""
 
     def wrap(fn: Handler) -> Handler:
+        latency = metrics.LATENCY.labels(name)
+        counters: dict[tuple[str, int], Any] = {}
+
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
             started = time.perf_counter()
@@ -95,13 +113,23 @@ def endpoint(name: str) -> Callable[[Handler], Handler]:
                 response = await fn(request)
             except Problem as p:
                 response = problem_response(p.type, p.detail, p.extra)
+            except redis.RedisError as exc:
+                # the front end's own Redis reads (route definitions): a client can retry
+                log.warning("redis unavailable", endpoint=name, error=repr(exc))
+                response = problem_response("unavailable", "Storage is not answering; retry.")
             except Exception:
                 log.exception("unhandled error", endpoint=name)
                 response = problem_response(
                     "internal", "Something went wrong on our side; it has been logged."
                 )
-            metrics.REQUESTS.labels(name, request.method, str(response.status_code)).inc()
-            metrics.LATENCY.labels(name).observe(time.perf_counter() - started)
+            # labelled children resolved once: labels() takes a lock and builds a tuple
+            status = response.status_code
+            counter = counters.get((request.method, status))
+            if counter is None:
+                counter = metrics.REQUESTS.labels(name, request.method, str(status))
+                counters[(request.method, status)] = counter
+            counter.inc()
+            latency.observe(time.perf_counter() - started)
             return response
 
         return handler

@@ -72,16 +72,17 @@ def _paths() -> dict[str, Any]:
                 "requestBody": _body("RouteIn"),
                 "responses": _responses(
                     {"201": _json("RouteOut", "Created"), "200": _json("RouteOut", "Identical route exists")},
-                    *_BODY_ERRORS, *_AUTH_ERRORS, "forbidden", "route-conflict",
+                    *_BODY_ERRORS, *_AUTH_ERRORS, "forbidden", "route-conflict", "unavailable",
                 ),
             },
-            "get": {"summary": "List routes", "responses": {"200": _json("RouteList", "Routes")}},
+            # 503: the front end could not read the definitions from Redis
+            "get": {"summary": "List routes", "responses": _responses({"200": _json("RouteList", "Routes")}, "unavailable")},
         },
         "/v1/routes/{route_id}": {
             "get": {
                 "summary": "A route's definition",
                 "parameters": [_ROUTE_ID],
-                "responses": _responses({"200": _json("RouteOut", "The route")}, "not-found"),
+                "responses": _responses({"200": _json("RouteOut", "The route")}, "not-found", "unavailable"),
             }
         },
         "/v1/routes/{route_id}/availability": {
@@ -89,8 +90,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "Exact free seats per class for a trip",
                 "parameters": [
                     _ROUTE_ID,
-                    {"name": "from", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "to", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "from", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}},
+                    {"name": "to", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}},
                 ],
                 "responses": _responses(
                     {"200": _json("AvailabilityOut", "Free seats")},

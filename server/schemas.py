@@ -32,7 +32,9 @@ class CoachIn(Strict):
 class RouteIn(Strict):
     train: Annotated[str, Meta(pattern=r"^[A-Z0-9]{1,12}$", examples=["G101"])]
     date: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2026-12-01"])]
-    stations: Annotated[list[Station], Meta(min_length=2, max_length=64)]
+    stations: Annotated[
+        list[Station], Meta(min_length=2, max_length=64, extra_json_schema={"uniqueItems": True})
+    ]
     coaches: Annotated[list[CoachIn], Meta(min_length=1, max_length=40)]
 
 

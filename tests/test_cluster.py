@@ -75,12 +75,6 @@ def test_route_actors_survive_losing_a_node_under_load(tmp_path: Path) -> None:
     assert res["_exit"] == 0 and res["failures"] == [], why
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the front-end sold-out shortcut (server/app.py book) remembers "
-    "Idempotency-Keys per front end only, so a retry through another front end is told "
-    "sold-out while its booking exists",
-)
 async def test_retry_through_another_front_end_answers_the_first_result(
     app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
 ) -> None:

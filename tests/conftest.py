@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
-
 import pytest
 import pytest_asyncio
 import redis.asyncio

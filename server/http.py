@@ -73,7 +73,7 @@ def _well_formed(raw: bytes) -> bool:
 
 def route_of_booking(booking_id: str) -> str:
     """The route id inside a booking id; 404 if the id is not one of ours."""
-    m = _BOOKING_ID.match(booking_id)
+    m = _BOOKING_ID.fullmatch(booking_id)
     if m is None:
         raise Problem("not-found", f"There is no booking {booking_id} for you.")
     return m.group(1)
@@ -92,7 +92,7 @@ def idempotency_key(request: Request) -> str:
             "missing-idempotency-key",
             "Send an Idempotency-Key header (e.g. a UUID) so a retried booking is not doubled.",
         )
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise Problem(
             "bad-request", "Idempotency-Key must be 1-128 visible ASCII characters, no spaces."
         )

@@ -12,8 +12,12 @@ def configure(json: bool | None = None, level: int = logging.INFO) -> None:
     """JSON when stderr is not a TTY (or when asked); request ids come from contextvars."""
     if json is None:
         json = not sys.stderr.isatty()
+    # plain tracebacks: the rich default renders locals and costs ~1 s per exception,
+    # which turns an error storm into a stalled event loop
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

@@ -19,6 +19,13 @@ import redis.asyncio
 from actors.redis_server import EmbeddedRedis
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Console logs with plain tracebacks, as the server configures them."""
+    from server.logs import configure
+
+    configure(json=False)
+
+
 @pytest.fixture(scope="session")
 def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """The session's private Redis, with AOF on as in production."""

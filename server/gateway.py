@@ -57,7 +57,7 @@ class Channel:
         self.station_index = {name: i for i, name in enumerate(route.stations)}
         self.classes = route.classes()
         self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
-        self.inflight = False
+        self.inflight = 0  # calls to the route's actor in flight from this front end
         self.matrix: dict[str, list[int]] | None = None
         self.version = -1
         self.fetched = 0.0
@@ -135,8 +135,8 @@ class Gateway:
             )
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         ch.queue.append((cmd, future))
-        if not ch.inflight:
-            ch.inflight = True
+        if ch.inflight < self.settings.calls_in_flight:
+            ch.inflight += 1
             task = asyncio.create_task(self._pump(ch))
             self._tasks.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
@@ -158,7 +158,7 @@ class Gateway:
                     if not fut.done():
                         fut.set_result(res)
         finally:
-            ch.inflight = False
+            ch.inflight -= 1
 
     async def first_sight(self, route_id: str, user: str, key: str) -> bool:
         """Record a booking key; True if no front end had recorded it before."""

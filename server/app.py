@@ -202,16 +202,23 @@ async def book(request: Request) -> Response:
     return _answer(ch, await svc.gateway.call(ch, cmd))
 
 
-async def _booking_command(request: Request, make: type[GetBooking | Confirm | Cancel]) -> Response:
+async def _own_booking(request: Request) -> tuple[Services, str, str, Channel]:
+    """(services, user id, booking id, its route's channel) for a booking path."""
     svc = _svc(request)
     user = svc.auth.user(request.headers.get("authorization"))
     booking_id = request.path_params["booking_id"]
-    route_id = route_of_booking(booking_id)
     try:
-        ch = await svc.gateway.channel(route_id)
-    except Problem:
+        ch = await svc.gateway.channel(route_of_booking(booking_id))
+    except Problem as p:
+        if p.type != "not-found":
+            raise
         raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
-    return _answer(ch, await svc.gateway.call(ch, make(booking_id, user.id)))
+    return svc, user.id, booking_id, ch
+
+
+async def _booking_command(request: Request, make: type[GetBooking | Confirm | Cancel]) -> Response:
+    svc, user, booking_id, ch = await _own_booking(request)
+    return _answer(ch, await svc.gateway.call(ch, make(booking_id, user)))
 
 
 @endpoint("get_booking")
@@ -231,18 +238,11 @@ async def cancel(request: Request) -> Response:
 
 @endpoint("change")
 async def change(request: Request) -> Response:
-    svc = _svc(request)
-    user = svc.auth.user(request.headers.get("authorization"))
-    booking_id = request.path_params["booking_id"]
-    route_id = route_of_booking(booking_id)
-    try:
-        ch = await svc.gateway.channel(route_id)
-    except Problem:
-        raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
+    svc, user, booking_id, ch = await _own_booking(request)
     body = await read_json(request, schemas.change_in)
     _stations(ch, body.from_, body.to)
     _check_class(ch, body.klass)
-    cmd = Change(booking_id, user.id, body.from_, body.to, body.klass)
+    cmd = Change(booking_id, user, body.from_, body.to, body.klass)
     return _answer(ch, await svc.gateway.call(ch, cmd))
 
 

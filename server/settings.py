@@ -4,41 +4,40 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 
 class ConfigError(ValueError):
     """Bad configuration: the message says which variable to change and how."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _number(
+    env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: Callable[[str], T]
+) -> T:
     raw = env.get(f"TICKETD_{name}")
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(
-            f"TICKETD_{name}={raw!r} is not an integer; use e.g. {default}."
-        ) from None
+        kind = "an integer" if parse is int else "a number"
+        raise ConfigError(f"TICKETD_{name}={raw!r} is not {kind}; use e.g. {default}.") from None
     if not lo <= value <= hi:
         raise ConfigError(f"TICKETD_{name}={value} is out of range; use {lo} to {hi}.")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _number(env, name, default, lo, hi, int)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(f"TICKETD_{name}")
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"TICKETD_{name}={raw!r} is not a number; use e.g. {default}.") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"TICKETD_{name}={value} is out of range; use {lo} to {hi}.")
-    return value
+    return _number(env, name, default, lo, hi, float)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

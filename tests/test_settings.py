@@ -1,0 +1,47 @@
+"""Settings come from TICKETD_* variables; bad ones fail at start with what to change."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from server.settings import ConfigError, Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    s = Settings.from_env({})
+    assert (s.host, s.port, s.redis_url, s.hold_seconds, s.ray_address) == (
+        "127.0.0.1",
+        8000,
+        None,
+        600.0,
+        None,
+    )
+    assert s.data_dir == Path("data")
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"TICKETD_PORT": "eighty"}, "TICKETD_PORT='eighty' is not an integer"),
+        ({"TICKETD_PORT": "70000"}, "TICKETD_PORT=70000 is out of range"),
+        ({"TICKETD_HOLD_SECONDS": "soon"}, "TICKETD_HOLD_SECONDS='soon' is not a number"),
+        ({"TICKETD_BATCHING": "maybe"}, "TICKETD_BATCHING='maybe' must be 1 or 0"),
+        ({"TICKETD_REDIS_URL": "localhost:6379"}, "must start with redis://"),
+        ({"TICKETD_JWT_SECRET": "short"}, "at least 32 bytes"),
+    ],
+)
+def test_bad_configuration_names_the_variable_to_fix(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_missing_secret_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+    s = Settings.from_env({"TICKETD_DATA_DIR": str(tmp_path)})
+    first = s.with_secret().jwt_secret
+    assert len(first.encode()) >= 32
+    assert s.with_secret().jwt_secret == first  # the same on the next start
+    mode = stat.S_IMODE((tmp_path / "jwt_secret").stat().st_mode)
+    assert mode == 0o600

@@ -284,6 +284,11 @@ class Gateway:
                 due = await self.client.zrangebyscore(keys.HOLDS, "-inf", time.time(), 0, 100)
                 for raw in due:
                     route_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if not await self.client.hexists(keys.ROUTES, route_id):
+                        # a holds entry for a route whose definition is gone (a wiped
+                        # database): activating an actor for it could only fail
+                        await self.client.zrem(keys.HOLDS, route_id)
+                        continue
                     # a grace second: a live actor's own sweeper normally gets there first
                     score = await self.client.zscore(keys.HOLDS, route_id)
                     if score is not None and score > time.time() - 1.0:

@@ -10,7 +10,6 @@ import heapq
 from dataclasses import dataclass, field
 
 from actors.errors import (
-    BadTrip,
     BookingNotFound,
     DomainError,
     HoldExpired,
@@ -20,8 +19,6 @@ from actors.errors import (
     PassengerConflict,
     SoldOut,
     TooManyBookings,
-    UnknownClass,
-    UnknownStation,
 )
 from actors.messages import (
     Book,
@@ -41,7 +38,7 @@ from actors.messages import (
     Sweep,
     Waitlisted,
 )
-from actors.route import trip_mask
+from actors.route import resolve_trip, trip_mask
 from actors.state import LIVE, Booking, RouteState, apply
 from actors.views import Record, Result, origin_record, record
 
@@ -176,18 +173,9 @@ def _own(state: RouteState, booking_id: str, user: str) -> Booking:
 
 
 def _trip(state: RouteState, from_: str, to: str, klass: str) -> tuple[int, int]:
-    route_id = state.route.route_id
-    i = state.station_index.get(from_)
-    if i is None:
-        raise UnknownStation(route_id, from_)
-    j = state.station_index.get(to)
-    if j is None:
-        raise UnknownStation(route_id, to)
-    if j <= i:
-        raise BadTrip(route_id, from_, to)
-    if klass not in state.inv.version:
-        raise UnknownClass(route_id, klass, state.inv.classes)
-    return i, j
+    return resolve_trip(
+        state.route.route_id, state.station_index, state.inv.classes, from_, to, klass
+    )
 
 
 def _check_passengers(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.errors import InvalidRoute
+from actors.errors import BadTrip, InvalidRoute, UnknownClass, UnknownStation
 
 MAX_STATIONS = 64
 MAX_COACHES = 40
@@ -172,3 +173,25 @@ def trip_mask(i: int, j: int) -> int:
 def pair_index(i: int, j: int, n: int) -> int:
     """Position of station pair (i, j), i < j, in the flattened upper triangle."""
     return i * (2 * n - i - 1) // 2 + (j - i - 1)
+
+
+def resolve_trip(
+    route_id: str,
+    station_index: Mapping[str, int],
+    classes: Sequence[str],
+    from_: str,
+    to: str,
+    klass: str | None = None,
+) -> tuple[int, int]:
+    """Station indexes (i, j) of a trip, checked against the route; raises domain errors."""
+    i = station_index.get(from_)
+    if i is None:
+        raise UnknownStation(route_id, from_)
+    j = station_index.get(to)
+    if j is None:
+        raise UnknownStation(route_id, to)
+    if j <= i:
+        raise BadTrip(route_id, from_, to)
+    if klass is not None and klass not in classes:
+        raise UnknownClass(route_id, klass, list(classes))
+    return i, j

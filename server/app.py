@@ -25,7 +25,7 @@ from actors.directory import Directory
 from actors.errors import DomainError, SoldOut
 from actors.messages import Book, Cancel, Change, Confirm, GetBooking, ListBookings, Passenger
 from actors.persistence import check_persistence
-from actors.route import RouteDef, pair_index
+from actors.route import RouteDef, pair_index, resolve_trip
 from actors.views import Result
 from server import metrics, openapi, schemas
 from server.auth import Authenticator
@@ -75,38 +75,9 @@ def _answer(ch: Channel, res: Result, admin: bool = False) -> Response:
     return json_response(ch.view.booking(res.record, admin), _STATUS_OF_KIND[res.kind])
 
 
-def _stations(ch: Channel, from_: str, to: str) -> tuple[int, int]:
+def _trip(ch: Channel, from_: str, to: str, klass: str | None = None) -> tuple[int, int]:
     """Validate a trip against the route on the front end: bad input never costs a call."""
-    index = ch.station_index
-    rid = ch.route.route_id
-    for name in (from_, to):
-        if name not in index:
-            raise Problem(
-                "unknown-station",
-                f"Route {rid} does not stop at {name!r}; use a station name from the route.",
-                route_id=rid,
-                station=name,
-            )
-    i, j = index[from_], index[to]
-    if j <= i:
-        raise Problem(
-            "bad-trip",
-            f"On route {rid} the trip from {from_!r} to {to!r} is empty or runs backwards; "
-            "'to' must be a later station than 'from'.",
-            route_id=rid,
-        )
-    return i, j
-
-
-def _check_class(ch: Channel, klass: str) -> None:
-    classes = ch.classes
-    if klass not in classes:
-        raise Problem(
-            "unknown-class",
-            f"Route {ch.route.route_id} has no class {klass!r}; choose one of "
-            f"{', '.join(classes)}.",
-            known=classes,
-        )
+    return resolve_trip(ch.route.route_id, ch.station_index, ch.classes, from_, to, klass)
 
 
 # ---- routes ---------------------------------------------------------------------------
@@ -153,7 +124,7 @@ async def availability(request: Request) -> Response:
         raise Problem(
             "validation", "Give the trip as query parameters ?from=<station>&to=<station>."
         )
-    i, j = _stations(ch, from_, to)
+    i, j = _trip(ch, from_, to)
     matrix = await svc.gateway.matrix(ch)
     return json_response(
         {
@@ -176,8 +147,7 @@ async def book(request: Request) -> Response:
     ch = await svc.gateway.channel(request.path_params["route_id"])
     svc.gateway.admit(ch)  # before reading and hashing the body
     body = await read_json(request, schemas.booking_in)
-    i, j = _stations(ch, body.from_, body.to)
-    _check_class(ch, body.klass)
+    i, j = _trip(ch, body.from_, body.to, body.klass)
     route_id = ch.route.route_id
     # the fingerprint tells a retry (same body) from a reuse of the key (different body)
     fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
@@ -240,8 +210,7 @@ async def cancel(request: Request) -> Response:
 async def change(request: Request) -> Response:
     svc, user, booking_id, ch = await _own_booking(request)
     body = await read_json(request, schemas.change_in)
-    _stations(ch, body.from_, body.to)
-    _check_class(ch, body.klass)
+    _trip(ch, body.from_, body.to, body.klass)
     cmd = Change(booking_id, user, body.from_, body.to, body.klass)
     return _answer(ch, await svc.gateway.call(ch, cmd))
 

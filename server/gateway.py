@@ -127,12 +127,7 @@ class Gateway:
             # yet): the call in flight probes it, everyone else hears 503 now instead of
             # each waiting out Ray's retries (~5 s) for the same answer
             raise self._unavailable(ch.route.route_id)
-        if len(ch.queue) >= self.settings.max_queue:
-            metrics.OVERLOADED.inc()
-            raise Problem(
-                "overloaded",
-                f"Route {ch.route.route_id} has {len(ch.queue)} requests waiting; retry shortly.",
-            )
+        self.admit(ch)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         ch.queue.append((cmd, future))
         if ch.inflight < self.settings.calls_in_flight:

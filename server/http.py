@@ -15,6 +15,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
+from actors.errors import DomainError
 from server import metrics
 from server.problems import Problem, problem_response
 
@@ -113,6 +114,8 @@ def endpoint(name: str) -> Callable[[Handler], Handler]:
                 response = await fn(request)
             except Problem as p:
                 response = problem_response(p.type, p.detail, p.extra)
+            except DomainError as err:  # the front end checks input with the domain's rules
+                response = problem_response(err.type, err.detail, err.data)
             except redis.RedisError as exc:
                 # the front end's own Redis reads (route definitions): a client can retry
                 log.warning("redis unavailable", endpoint=name, error=repr(exc))

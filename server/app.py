@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import msgspec
@@ -292,6 +292,17 @@ ROUTES = [
 ]
 
 
+_SHUTDOWN_STEP_SECONDS = 5.0
+
+
+async def _bounded(step: Awaitable[object], what: str) -> None:
+    try:
+        async with asyncio.timeout(_SHUTDOWN_STEP_SECONDS):
+            await step
+    except TimeoutError:
+        log.warning("shutdown step timed out", step=what, seconds=_SHUTDOWN_STEP_SECONDS)
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """The app; with no runtime given, the lifespan starts (and stops) its own."""
     settings = settings.with_secret()
@@ -331,10 +342,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 yield
             finally:
                 keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                await _bounded(asyncio.wait({keeper}), "hold keeper stop")
         finally:
-            await client.aclose()
+            # shutdown must end: a stuck step is logged and skipped, never waited out
+            await _bounded(client.aclose(), "redis client close")
             if own:
                 rt.stop()
 

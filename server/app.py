@@ -303,6 +303,16 @@ async def _bounded(step: Awaitable[object], what: str) -> None:
         log.warning("shutdown step timed out", step=what, seconds=_SHUTDOWN_STEP_SECONDS)
 
 
+def redis_client(url: str) -> aredis.Redis:
+    """The front end's Redis client: one blocking pool, closed with the client."""
+    # a blocking pool: past max_connections a request waits for a free connection
+    # (a rush on GET /v1/routes, say) where the default pool fails it with a 500
+    pool = aredis.BlockingConnectionPool.from_url(
+        url, max_connections=_REDIS_CONNECTIONS, timeout=5, socket_timeout=10
+    )
+    return aredis.Redis.from_pool(pool)
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """The app; with no runtime given, the lifespan starts (and stops) its own."""
     settings = settings.with_secret()
@@ -314,12 +324,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         if rt is None:
             rt = Runtime(settings)
             rt.start()
-        # a blocking pool: past max_connections a request waits for a free connection
-        # (a rush on GET /v1/routes, say) where the default pool fails it with a 500
-        pool = aredis.BlockingConnectionPool.from_url(
-            rt.redis_url, max_connections=_REDIS_CONNECTIONS, timeout=5, socket_timeout=10
-        )
-        client = aredis.Redis.from_pool(pool)
+        client = redis_client(rt.redis_url)
         try:
             if settings.redis_url:
                 warning = await check_persistence(client, settings.allow_volatile)

@@ -274,6 +274,7 @@ class Gateway:
         Several front ends doing it at once is harmless: a sweep is idempotent.
         """
         while True:
+            _stop_if_cancelled()
             await asyncio.sleep(interval)
             try:
                 due = await self.client.zrangebyscore(keys.HOLDS, "-inf", time.time(), 0, 100)
@@ -318,3 +319,17 @@ class Gateway:
         except Exception as exc:
             checks["ray"] = f"failing: {type(exc).__name__}"
         return checks
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancel a library swallowed, so a loop stops when it is told to.
+
+    On Python 3.11, `asyncio.wait_for` returns normally when it is cancelled in the same
+    turn as its inner future completes (CPython gh-86296, fixed in 3.12), and redis-py
+    writes through `wait_for` when a socket timeout is set. A cancelled loop then runs
+    on, and makes new connections after its client was closed. `Task.cancelling()` still
+    counts the request: act on it at every turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

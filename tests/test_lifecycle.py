@@ -4,7 +4,9 @@ confirm races the deadline, and the waitlist is served in order across restarts.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,9 +15,12 @@ import ray
 import redis.asyncio
 
 from actors import keys
-from actors.config import NAMESPACE
-from actors.directory import actor_name
+from actors.config import NAMESPACE, ActorConfig
+from actors.directory import Directory, actor_name
 from actors.messages import Expired, decode_events
+from server.app import redis_client
+from server.gateway import Gateway
+from server.settings import Settings
 
 Factory = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -174,3 +179,25 @@ async def test_waitlisted_trip_only_needs_its_own_segments(
     # cancelling A-B frees only segment A-B: an A-B request is served, a C-D one waits
     expected = "held" if trip == ("A", "B") else "waitlisted"
     assert await _status(api, token, "w", waiting["booking_id"]) == expected
+
+
+async def test_the_hold_keeper_stops_when_cancelled_in_the_middle_of_a_redis_call(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # Python 3.11's wait_for (redis-py writes through it) can swallow a cancel that lands
+    # as the write completes; a keeper that ran on would hold shutdown up and open
+    # connections after its client was closed. Cancel it at many random points.
+    client = redis_client(redis_url)
+    settings = Settings(redis_url=redis_url, jwt_secret="k" * 32, data_dir=tmp_path)
+    gateway = Gateway(settings, client, Directory(ActorConfig(redis_url)))
+    rng = random.Random(7)
+    try:
+        for attempt in range(150):
+            keeper = asyncio.create_task(gateway.keep_holds(interval=0))
+            await asyncio.sleep(rng.random() * 0.01)
+            keeper.cancel()
+            done, _ = await asyncio.wait({keeper}, timeout=2)
+            assert done, f"the keeper ran on after its cancel (attempt {attempt})"
+            assert keeper.cancelled()
+    finally:
+        await client.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -11,6 +11,13 @@ import httpx
 DATE = "2026-12-01"
 PROBLEM = "application/problem+json"
 STATIONS = ("A", "B", "C", "D")
+
+#: the `token` fixture: token(user, admin=False) -> "Bearer …"
+Tokens = Callable[..., str]
+#: the `route_id_factory` fixture
+Ids = Callable[[], str]
+#: the `app_factory` fixture: a running app with settings overrides -> its client
+AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 _keys = itertools.count()
 

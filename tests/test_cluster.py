@@ -10,19 +10,16 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from http_helpers import AppFactory, Ids, Tokens
 
 SCENARIO = Path(__file__).with_name("cluster_scenario.py")
 #: node death is noticed by Ray's GCS health checks (~15 s with Ray's defaults), then the
 #: actors restart on 1-CPU nodes one worker at a time; a loaded shared box needs slack
 MAX_RECOVERY = 45.0
-
-Factory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 def _run_scenario(out: Path, *flags: str, timeout: float = 270.0) -> dict[str, Any]:
@@ -76,7 +73,7 @@ def test_route_actors_survive_losing_a_node_under_load(tmp_path: Path) -> None:
 
 
 async def test_retry_through_another_front_end_answers_the_first_result(
-    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+    app_factory: AppFactory, token: Tokens, route_id_factory: Ids
 ) -> None:
     # a client whose answer was lost retries with the same key; a load balancer sends the
     # retry to another front end, whose availability snapshot already says sold out

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
-import httpx
 import ray
+from http_helpers import AppFactory, Ids, Tokens
 
 from actors.config import NAMESPACE
 from actors.directory import actor_name
-
-Factory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 def _alive(route_id: str) -> bool:
@@ -23,7 +20,7 @@ def _alive(route_id: str) -> bool:
 
 
 async def test_idle_actor_deactivates_and_reactivates_with_identical_state(
-    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+    app_factory: AppFactory, token: Tokens, route_id_factory: Ids
 ) -> None:
     api = await app_factory(idle_seconds=1.0, availability_refresh=0.0)
     rid = route_id_factory()

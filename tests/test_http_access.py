@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 from http_helpers import (
+    Ids,
+    Tokens,
     admin_list,
     assert_problem,
     availability,
@@ -17,9 +18,6 @@ from http_helpers import (
     route_body,
     train_of,
 )
-
-Tokens = Callable[..., str]
-Ids = Callable[[], str]
 
 
 async def test_another_users_booking_is_404_for_every_action_even_for_admins(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from http_helpers import (
+    AppFactory,
+    Ids,
+    Tokens,
     admin_list,
     assert_problem,
     availability,
@@ -22,11 +24,6 @@ from http_helpers import (
     route_body,
     train_of,
 )
-
-Tokens = Callable[..., str]
-Ids = Callable[[], str]
-AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
-
 
 BOOKING_FIELDS = {
     "booking_id", "route_id", "status", "from", "to", "class", "seats", "hold_expires_at",

@@ -6,10 +6,12 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 import httpx
 from http_helpers import (
+    AppFactory,
+    Ids,
+    Tokens,
     admin_list,
     assert_problem,
     availability,
@@ -23,10 +25,6 @@ from http_helpers import (
     route_body,
     train_of,
 )
-
-Tokens = Callable[..., str]
-Ids = Callable[[], str]
-AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 async def test_200_buyers_for_50_seats_get_exactly_50_bookings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,6 +13,8 @@ import jwt
 import pytest
 from conftest import JWT_SECRET
 from http_helpers import (
+    Ids,
+    Tokens,
     assert_problem,
     book,
     booking_body,
@@ -25,8 +27,6 @@ from http_helpers import (
 
 from server.auth import mint
 
-Tokens = Callable[..., str]
-Ids = Callable[[], str]
 LIMIT = 64 * 1024
 BOOKING_ID = "T0-20261201-0123456789abcdef01234567"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from http_helpers import (
     PROBLEM,
+    Ids,
+    Tokens,
     admin_list,
     assert_problem,
     availability,
@@ -26,10 +27,6 @@ from http_helpers import (
 )
 
 from server.app import ROUTES
-
-Tokens = Callable[..., str]
-Ids = Callable[[], str]
-
 
 # ---- POST /v1/routes ----------------------------------------------------------------------
 

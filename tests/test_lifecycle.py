@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import ray
 import redis.asyncio
+from http_helpers import (
+    AppFactory,
+    Ids,
+    Tokens,
+    availability,
+    book,
+    booking_body,
+    coach,
+    create_route,
+    people,
+    route_body,
+)
 
 from actors import keys
 from actors.config import NAMESPACE, ActorConfig
@@ -22,54 +32,37 @@ from server.app import redis_client
 from server.gateway import Gateway
 from server.settings import Settings
 
-Factory = Callable[..., Awaitable[httpx.AsyncClient]]
 
-
-async def _route(api: httpx.AsyncClient, token: Callable[..., str], rid: str, seats: int) -> str:
-    body = {
-        "train": rid.split("-")[0],
-        "date": "2026-12-01",
-        "stations": ["A", "B", "C", "D"],
-        "coaches": [{"number": "01", "class": "second", "rows": 1, "letters": "ABCDF"[:seats]}],
-    }
-    r = await api.post("/v1/routes", json=body, headers={"Authorization": token("ops", True)})
-    assert r.status_code == 201, r.text
-    return str(r.json()["route_id"])
+async def _route(api: httpx.AsyncClient, token: Tokens, rid: str, seats: int) -> str:
+    body = route_body(rid.split("-")[0], coaches=[coach("01", "second", 1, "ABCDF"[:seats])])
+    return await create_route(api, token("ops", True), body)
 
 
 async def _book(
     api: httpx.AsyncClient,
-    token: Callable[..., str],
+    token: Tokens,
     rid: str,
     user: str,
     pax: list[str],
     trip: tuple[str, str] = ("A", "D"),
     waitlist: bool = False,
 ) -> httpx.Response:
-    body: dict[str, Any] = {
-        "from": trip[0],
-        "to": trip[1],
-        "class": "second",
-        "passengers": [{"name": p, "id": p} for p in pax],
-        "waitlist": waitlist,
-    }
-    headers = {"Authorization": token(user), "Idempotency-Key": f"{user}-{'-'.join(pax)}"}
-    return await api.post(f"/v1/routes/{rid}/bookings", json=body, headers=headers)
+    body = booking_body(*trip, "second", people(*pax), waitlist=waitlist)
+    return await book(api, rid, token(user), body, key=f"{user}-{'-'.join(pax)}")
 
 
 async def _free(api: httpx.AsyncClient, rid: str, trip: tuple[str, str] = ("A", "D")) -> int:
-    r = await api.get(f"/v1/routes/{rid}/availability", params={"from": trip[0], "to": trip[1]})
-    return int(r.json()["availability"]["second"])
+    return (await availability(api, rid, *trip))["second"]
 
 
-async def _status(api: httpx.AsyncClient, token: Callable[..., str], user: str, bid: str) -> str:
+async def _status(api: httpx.AsyncClient, token: Tokens, user: str, bid: str) -> str:
     r = await api.get(f"/v1/bookings/{bid}", headers={"Authorization": token(user)})
     assert r.status_code == 200, r.text
     return str(r.json()["status"])
 
 
 async def test_unpaid_hold_expires_on_time_without_any_request(
-    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+    app_factory: AppFactory, token: Tokens, route_id_factory: Ids
 ) -> None:
     api = await app_factory(hold_seconds=1.0)
     rid = await _route(api, token, route_id_factory(), seats=1)
@@ -83,9 +76,9 @@ async def test_unpaid_hold_expires_on_time_without_any_request(
 
 
 async def test_hold_expires_while_its_actor_is_down(
-    app_factory: Factory,
-    token: Callable[..., str],
-    route_id_factory: Callable[[], str],
+    app_factory: AppFactory,
+    token: Tokens,
+    route_id_factory: Ids,
     redis_client: redis.asyncio.Redis,
 ) -> None:
     api = await app_factory(hold_seconds=1.0)
@@ -108,7 +101,7 @@ async def test_hold_expires_while_its_actor_is_down(
 
 
 async def test_confirm_before_deadline_wins_and_after_it_loses(
-    app_factory: Factory, token: Callable[..., str], route_id_factory: Callable[[], str]
+    app_factory: AppFactory, token: Tokens, route_id_factory: Ids
 ) -> None:
     api = await app_factory(hold_seconds=1.0)
     rid = await _route(api, token, route_id_factory(), seats=2)
@@ -125,7 +118,7 @@ async def test_confirm_before_deadline_wins_and_after_it_loses(
 
 
 async def test_waitlist_is_served_in_order_when_seats_free_up(
-    api: httpx.AsyncClient, token: Callable[..., str], route_id_factory: Callable[[], str]
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
 ) -> None:
     rid = await _route(api, token, route_id_factory(), seats=2)
     holder = (await _book(api, token, rid, "h", ["h1", "h2"])).json()["booking_id"]
@@ -143,7 +136,7 @@ async def test_waitlist_is_served_in_order_when_seats_free_up(
 
 
 async def test_waitlist_survives_an_actor_restart(
-    api: httpx.AsyncClient, token: Callable[..., str], route_id_factory: Callable[[], str]
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
 ) -> None:
     rid = await _route(api, token, route_id_factory(), seats=1)
     holder = (await _book(api, token, rid, "h", ["h1"])).json()["booking_id"]
@@ -166,8 +159,8 @@ async def test_waitlist_survives_an_actor_restart(
 @pytest.mark.parametrize("trip", [("A", "B"), ("C", "D")])
 async def test_waitlisted_trip_only_needs_its_own_segments(
     api: httpx.AsyncClient,
-    token: Callable[..., str],
-    route_id_factory: Callable[[], str],
+    token: Tokens,
+    route_id_factory: Ids,
     trip: tuple[str, str],
 ) -> None:
     rid = await _route(api, token, route_id_factory(), seats=1)

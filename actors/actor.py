@@ -1,8 +1,11 @@
 """RouteActor: the Ray actor that owns one route's seat map.
 
 A thin shell around the pure domain: decide a batch (no await), persist its
-events in one fenced Redis append, only then answer. Calls that arrive while
-a write is in flight wait and go together in the next write (group commit).
+events in one fenced Redis append, only then answer. Requests that arrive
+while a write is in flight wait and go together in the next write (group
+commit). Commands arrive over the actor's own data-plane socket
+(`actors/plane_server.py`); Ray calls are the control plane: `address`,
+`info`, `sweep`.
 """
 
 from __future__ import annotations
@@ -26,22 +29,21 @@ from actors import journal, routes_store
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
-from actors.messages import Command, Sweep, decode_commands, encode
+from actors.messages import Command, Sweep, encode
+from actors.plane_server import Connection, PlaneServer, Rows
 from actors.state import RouteState, apply, from_snapshot, to_snapshot
-from actors.views import Result, availability_matrix
+from actors.views import Reply, Result
+
+__all__ = ["Reply", "RouteActor", "recover"]
 
 log = structlog.get_logger("ticketd.actor")
 
 #: how long a fenced actor keeps answering "unavailable" before it stops itself
 _FENCED_GRACE_SECONDS = 1.0
 
-
-class Reply(msgspec.Struct, array_like=True):
-    """An actor's answer to one call: one result per command, plus fresh availability."""
-
-    results: list[Result]
-    version: int
-    matrix: dict[str, list[int]]
+#: where a request's answer goes: a future (internal sweeps, Ray `sweep`) or a plane
+#: connection and the request's id on it
+Sink = asyncio.Future[bytes] | tuple[Connection, int]
 
 
 def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
@@ -80,15 +82,23 @@ class RouteActor:
             sync.close()
         self.recovery_seconds = time.perf_counter() - started
         self.since_snapshot = 0
-        self._pending: list[tuple[list[Command], asyncio.Future[bytes]]] = []
+        self._pending: list[tuple[list[Command], Sink]] = []
         self._writer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._journal: journal.Journal | None = None
+        self._plane: asyncio.Task[PlaneServer] | None = None
         self._stale = False  # memory may hold events Redis did not confirm: reload first
         self._fenced = False
+        #: deactivating: new requests are answered GONE (not run) and go to the successor
+        self._closing = False
         self._last_call = time.monotonic()
         self._batches = 0
-        self._matrix = availability_matrix(self.state)
+        #: bumped by every reload: a reloaded inventory counts its versions from 0 again
+        self._generation = 0
+        #: per class, the availability row as Redis has it (never a row of an unconfirmed
+        #: batch), tagged (generation, inventory version) so a connection can tell news
+        self._durable: Rows = {}
+        self._refresh_durable()
         log.info(
             "route actor activated",
             route_id=route_id,
@@ -103,20 +113,35 @@ class RouteActor:
         # tell the newer of two availability matrices
         return self.epoch << 32 | self._batches
 
-    # ---- Ray-facing methods -------------------------------------------------------
+    # ---- control plane (Ray methods) ------------------------------------------------
 
-    async def submit(self, payload: bytes) -> bytes:
-        """Run a batch of commands (msgpack list); answers a msgpack Reply."""
+    async def address(self) -> dict[str, Any]:
+        """Where this activation's data plane listens (started on first ask)."""
+        if self._closing:
+            # this activation is on its way out: answer only with its death, which tells
+            # the caller (ActorDiedError) to activate a successor
+            await asyncio.Event().wait()
         self._start_tasks()
-        self._last_call = time.monotonic()
-        return await self._enqueue(decode_commands(payload))
+        if self._plane is None:
+            self._plane = asyncio.create_task(
+                PlaneServer.start(self, self.config.plane_secret, self._bind_host(), self.route_id)
+            )
+        server = await asyncio.shield(self._plane)
+        where = server.address
+        return {
+            "host": where.host,
+            "port": where.port,
+            "unix": where.unix,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "epoch": self.epoch,
+            "pid": os.getpid(),
+        }
 
-    async def _enqueue(self, commands: list[Command]) -> bytes:
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending.append((commands, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        return await future
+    @staticmethod
+    def _bind_host() -> str:
+        # the node's address as Ray knows it: where other nodes' front ends can reach us
+        # (front ends on this node use the Unix socket)
+        return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
     async def info(self) -> dict[str, Any]:
         """Operator view: epoch, counts, recovery time, where it runs."""
@@ -131,6 +156,8 @@ class RouteActor:
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
             "fenced": self._fenced,
+            "batches": self._batches,
+            "idle_seconds": round(time.monotonic() - self._last_call, 3),
         }
 
     async def sweep(self) -> bytes:
@@ -138,43 +165,84 @@ class RouteActor:
         self._start_tasks()
         return await self._enqueue([])
 
-    async def availability(self) -> bytes:
-        """The latest durable availability matrix, for front-end read caches."""
+    # ---- data plane (called by plane_server.Connection, on this loop) ---------------
+
+    def plane_submit(self, commands: list[Command], conn: Connection, req_id: int) -> None:
+        """Queue a batch from a front end; the answer goes back on its connection."""
+        if self._closing:
+            conn.gone(req_id)
+            return
         self._start_tasks()
-        return encode(Reply([], self._version, self._matrix))
+        self._last_call = time.monotonic()
+        self._queue(commands, (conn, req_id))
+
+    def plane_availability(self, conn: Connection, req_id: int) -> None:
+        """Answer at once with the durable availability (rows the peer lacks)."""
+        conn.reply(req_id, [], self._version, self._durable)
 
     # ---- the serial write path ----------------------------------------------------
+
+    async def _enqueue(self, commands: list[Command]) -> bytes:
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._queue(commands, future)
+        return await future
+
+    def _queue(self, commands: list[Command], sink: Sink) -> None:
+        self._pending.append((commands, sink))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                payloads = await self._run(batch)
+                answers = await self._run(batch)
             except Exception as exc:
                 # e.g. a reload that meets a corrupt journal: the callers must hear of it,
                 # not wait forever on futures nobody resolves. Memory may be half-applied,
                 # so it is rebuilt from Redis before the next batch.
                 self._stale = True
                 log.exception("batch failed", route_id=self.route_id)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._fail(batch, exc)
                 continue
-            for (_, future), reply in zip(batch, payloads, strict=True):
-                if not future.done():
-                    future.set_result(reply)
+            # no await since _run's write was confirmed: memory is what Redis holds
+            self._deliver(batch, answers)
             # after the replies, never before them: a snapshot costs O(bookings). Taking
             # one only every max(N, bookings) events keeps that O(1) per event.
             if self.since_snapshot >= max(self.config.snapshot_every, len(self.state.bookings)):
                 await self._snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
-                # races Ray sending them, and the callers would see the actor die instead.
-                # Until then _fenced refuses every write.
+                # races the sockets sending them, and the callers would see the actor die
+                # instead. Until then _fenced refuses every write.
                 asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 
-    async def _run(self, batch: list[tuple[list[Command], asyncio.Future[bytes]]]) -> list[bytes]:
+    def _deliver(
+        self, batch: list[tuple[list[Command], Sink]], answers: list[list[Result]]
+    ) -> None:
+        version, full = self._version, None
+        for (_, sink), results in zip(batch, answers, strict=True):
+            if isinstance(sink, asyncio.Future):
+                if not sink.done():
+                    if full is None:
+                        full = {k: row for k, (_, row) in self._durable.items()}
+                    sink.set_result(encode(Reply(results, version, full)))
+            else:
+                conn, req_id = sink
+                conn.reply(req_id, results, version, self._durable)
+
+    @staticmethod
+    def _fail(batch: list[tuple[list[Command], Sink]], exc: Exception) -> None:
+        for _, sink in batch:
+            if isinstance(sink, asyncio.Future):
+                if not sink.done():
+                    sink.set_exception(exc)
+            else:
+                conn, req_id = sink
+                conn.fail(req_id, f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, batch: list[tuple[list[Command], Sink]]) -> list[list[Result]]:
         sizes = [len(commands) for commands, _ in batch]
         if self._fenced:
             return self._unavailable(sizes, "This route moved to a newer activation; retry.")
@@ -204,13 +272,22 @@ class RouteActor:
                 return self._unavailable(sizes, "Storage did not confirm; retry with the same key.")
             self.since_snapshot += len(events)
             self._batches += 1
-            self._matrix = availability_matrix(self.state)
-        out: list[bytes] = []
+            self._refresh_durable()
+        out: list[list[Result]] = []
         at = 1  # results[0] answers the internal Sweep
         for size in sizes:
-            out.append(encode(Reply(results[at : at + size], self._version, self._matrix)))
+            out.append(results[at : at + size])
             at += size
         return out
+
+    def _refresh_durable(self) -> None:
+        """Re-read the availability rows of the classes that changed (after a confirm)."""
+        inv, gen, durable = self.state.inv, self._generation, self._durable
+        for klass in inv.classes:
+            tag = (gen, inv.version[klass])
+            held = durable.get(klass)
+            if held is None or held[0] != tag:
+                durable[klass] = (tag, inv.matrix(klass))
 
     def _next_deadline(self) -> float | None:
         """Earliest deadline of a live hold; drops stale heap entries on the way."""
@@ -223,9 +300,9 @@ class RouteActor:
             heapq.heappop(holds)
         return None
 
-    def _unavailable(self, sizes: list[int], detail: str) -> list[bytes]:
+    def _unavailable(self, sizes: list[int], detail: str) -> list[list[Result]]:
         err = Result(False, error=Unavailable(detail, route_id=self.route_id).to_dict())
-        return [encode(Reply([err] * size, self._version, self._matrix)) for size in sizes]
+        return [[err] * size for size in sizes]
 
     async def _reload(self) -> bool:
         """Rebuild memory from Redis after an unconfirmed write; False if Redis is down."""
@@ -240,7 +317,8 @@ class RouteActor:
             return False
         self.state, self.last_id, self._stale = state, last_id, False
         self._batches += 1
-        self._matrix = availability_matrix(self.state)
+        self._generation += 1
+        self._refresh_durable()
         log.info("route state reloaded", route_id=self.route_id, events=state.events_applied)
         return True
 
@@ -296,6 +374,9 @@ class RouteActor:
         return not self._pending and (self._writer is None or self._writer.done())
 
     async def _deactivate(self) -> None:
+        # from here on nothing new is accepted (the caller checked nothing is pending, with
+        # no await since): a request that comes now is answered GONE and resent elsewhere
+        self._closing = True
         if not self._stale and self.since_snapshot:
             await self._snapshot()
         log.info("route actor deactivating (idle)", route_id=self.route_id)
@@ -303,5 +384,9 @@ class RouteActor:
 
     def _stop_self(self) -> None:
         # an intentional exit: Ray must not restart a fenced or idle actor
+        self._closing = True
+        if self._plane is not None and self._plane.done() and not self._plane.exception():
+            # front ends see their connections close now, not when the process is gone
+            self._plane.result().close()
         with contextlib.suppress(Exception):
             ray.kill(ray.get_runtime_context().current_actor, no_restart=True)

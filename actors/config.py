@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Ray namespace holding every route actor, so all front ends find the same ones
 NAMESPACE = "ticketd"
@@ -21,3 +21,7 @@ class ActorConfig:
     idle_seconds: float = 0.0
     #: a Redis write that takes longer than this fails the batch (answered unavailable)
     write_timeout: float = 5.0
+    #: HMAC key every data-plane connection must prove it knows (TICKETD_CLUSTER_SECRET).
+    #: It travels in the actor's creation arguments, i.e. inside Ray's GCS, which only
+    #: holders of the cluster's Ray token reach (and they can run code on it anyway).
+    plane_secret: str = field(default="", repr=False)

@@ -42,6 +42,19 @@ class Result(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True):
     error: dict[str, Any] | None = None
 
 
+class Reply(msgspec.Struct, array_like=True):
+    """An actor's answer to one request: one result per command, plus availability.
+
+    `matrix` holds per class the free seats of every station pair (by pair_index). Over
+    the data plane it carries only the classes that changed since the last answer on
+    that connection; the receiver keeps the rest.
+    """
+
+    results: list[Result]
+    version: int
+    matrix: dict[str, list[int]]
+
+
 def record(b: Booking) -> Record:
     """The booking as it stands now."""
     expires = b.hold_expires_at if b.status == "held" else None

@@ -106,6 +106,8 @@ frontend_start() {
         die "TICKETD_REDIS_URL is unset in $env_file: unset means an embedded Redis private to this node, but every node must use the cluster's one Redis."
     [[ -n ${TICKETD_JWT_SECRET:-} && $TICKETD_JWT_SECRET != *CHANGE-ME* ]] ||
         die "set TICKETD_JWT_SECRET in $env_file to the cluster's JWT key (the same on every node; e.g. openssl rand -hex 32)."
+    [[ -n ${TICKETD_CLUSTER_SECRET:-} && $TICKETD_CLUSTER_SECRET != *CHANGE-ME* ]] ||
+        die "set TICKETD_CLUSTER_SECRET in $env_file to the cluster's data-plane key (the same on every node; e.g. openssl rand -hex 32)."
     [[ $TICKETD_REDIS_URL != *CHANGE-ME* ]] ||
         die "TICKETD_REDIS_URL in $env_file still holds the example's CHANGE-ME password."
     frontend_stop

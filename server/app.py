@@ -336,6 +336,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 user_cap=settings.user_cap,
                 snapshot_every=settings.snapshot_every,
                 idle_seconds=settings.idle_seconds,
+                plane_secret=settings.cluster_secret,
             )
             gateway = Gateway(settings, client, Directory(config))
             app.state.services = Services(
@@ -348,6 +349,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             finally:
                 keeper.cancel()
                 await _bounded(asyncio.wait({keeper}), "hold keeper stop")
+                gateway.close_links()
         finally:
             # shutdown must end: a stuck step is logged and skipped, never waited out
             await _bounded(client.aclose(), "redis client close")

@@ -2,8 +2,14 @@
 
 Requests for one route that arrive while a call to its actor is in flight
 queue up and go together in the next call: no timer, so batches grow with
-load by themselves. Each reply carries the route's fresh availability, which
-replaces the front end's snapshot (a front end reads its own writes).
+load by themselves. Each reply carries the availability rows that changed,
+which update the front end's snapshot (a front end reads its own writes).
+
+Two planes: Ray finds (or activates) a route's actor and tells where its data
+plane listens (`address`); the batches themselves go over one authenticated
+`Link` per route actor (server/link.py), reconnected through Ray whenever it
+breaks: a lost connection, a restarted actor (new address, new epoch) and a
+fenced one are all normal events.
 """
 
 from __future__ import annotations
@@ -19,14 +25,14 @@ import redis.asyncio as aredis
 import structlog
 from ray import exceptions as rex
 
-from actors import keys, routes_store
-from actors.actor import Reply
+from actors import keys, plane, routes_store
 from actors.directory import Directory
 from actors.errors import Unavailable
 from actors.messages import Book, Command, encode
 from actors.route import RouteDef
-from actors.views import Result, RouteView
+from actors.views import Reply, Result, RouteView
 from server import metrics
+from server.link import Link
 from server.problems import Problem
 from server.settings import Settings
 
@@ -39,9 +45,11 @@ class Channel:
 
     __slots__ = (
         "classes",
+        "connecting",
         "down",
         "fetched",
         "inflight",
+        "link",
         "matrix",
         "queue",
         "refreshing",
@@ -64,11 +72,20 @@ class Channel:
         self.refreshing: asyncio.Task[None] | None = None
         #: the last call found the actor unreachable; cleared by the next call that succeeds
         self.down = False
+        #: the data-plane connection to the route's actor, and the task (re)making it
+        self.link: Link | None = None
+        self.connecting: asyncio.Task[Link] | None = None
 
     def take(self, reply: Reply) -> None:
-        """Adopt a reply's availability unless we already hold a newer one."""
-        if reply.version >= self.version:
-            self.version, self.matrix, self.fetched = reply.version, reply.matrix, time.monotonic()
+        """Merge a reply's availability rows (only the classes that changed since the
+        link's last answer) unless we already hold newer figures."""
+        if reply.version < self.version:
+            return
+        if self.matrix is None:
+            self.matrix = dict(reply.matrix)
+        else:
+            self.matrix.update(reply.matrix)
+        self.version, self.fetched = reply.version, time.monotonic()
 
 
 class Gateway:
@@ -81,6 +98,7 @@ class Gateway:
         self._channels: dict[str, Channel] = {}
         self._loading: dict[str, asyncio.Task[Channel]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._node_id: str | None = None
 
     # ---- routes -------------------------------------------------------------------
 
@@ -183,33 +201,35 @@ class Gateway:
         route_id = ch.route.route_id
         await self._mark_keys(route_id, commands)
         payload = encode(commands)
-        for attempt in (1, 2):
-            handle = await self._handle(route_id)
-            started = time.perf_counter()
-            try:
-                raw = await handle.submit.remote(payload)
-            except rex.ActorUnavailableError:
-                # unreachable (e.g. its node died) and Ray's own retries are used up
-                ch.down = True
-                raise self._unavailable(route_id) from None
-            except rex.ActorDiedError:
-                # gone for good (idle deactivation, fenced): a fresh activation takes over.
-                # Safe to resend: every command is idempotent.
-                self.directory.forget(route_id)
-                if attempt == 2:
-                    raise self._unavailable(route_id) from None
-                continue
-            except rex.RayError as exc:
-                log.warning("actor call failed", route_id=route_id, error=repr(exc))
-                ch.down = True
-                raise self._unavailable(route_id) from None
-            finally:
-                metrics.ACTOR_CALL.observe(time.perf_counter() - started)
-            ch.down = False
-            reply = _reply.decode(raw)
-            ch.take(reply)
-            return reply.results
-        raise self._unavailable(route_id)
+        started = time.perf_counter()
+        try:
+            for attempt in (1, 2):
+                link = await self._link(ch)
+                try:
+                    raw = await link.request(plane.OP_SUBMIT, payload)
+                    break
+                except plane.Gone:
+                    # the activation is deactivating and did not run the batch: resend
+                    # to its successor, which Ray activates on the next address lookup
+                    link.close()
+                    if attempt == 2:
+                        raise self._unavailable(route_id) from None
+        except plane.LinkLost as exc:
+            # sent, and then the connection broke (actor crashed, node gone, actor frozen
+            # past the request timeout): the batch may or may not have run. Every command
+            # is idempotent, so the client retries with the same key.
+            log.warning("data plane lost", route_id=route_id, error=str(exc))
+            ch.down = True
+            raise self._unavailable(route_id) from None
+        except plane.RemoteError as exc:
+            log.warning("actor could not run a batch", route_id=route_id, error=str(exc))
+            raise self._unavailable(route_id) from None
+        finally:
+            metrics.ACTOR_CALL.observe(time.perf_counter() - started)
+        ch.down = False
+        reply = _reply.decode(raw)
+        ch.take(reply)
+        return reply.results
 
     @staticmethod
     def _unavailable(route_id: str) -> Problem:
@@ -247,22 +267,95 @@ class Gateway:
         return ch.matrix
 
     async def _refresh(self, ch: Channel) -> None:
+        try:
+            link = await self._link(ch)
+            raw = await link.request(plane.OP_AVAILABILITY)
+        except (Problem, plane.PlaneError):
+            if ch.matrix is not None:
+                return  # serve the last known figures rather than fail a read
+            raise self._unavailable(ch.route.route_id) from None
+        ch.take(_reply.decode(raw))
+
+    # ---- the data plane's connections -------------------------------------------------
+
+    async def _link(self, ch: Channel) -> Link:
+        """The route's open link, (re)connecting through Ray if there is none."""
+        link = ch.link
+        if link is not None and link.open:
+            return link
+        # one connection attempt per route however many requests wait for it; shielded, so
+        # one waiter giving up does not cancel it for the others
+        if ch.connecting is None or ch.connecting.done():
+            ch.connecting = asyncio.create_task(self._connect(ch))
+        return await asyncio.shield(ch.connecting)
+
+    async def _connect(self, ch: Channel) -> Link:
         route_id = ch.route.route_id
+        if ch.link is not None:
+            ch.link.close()
+            ch.link = None
         for attempt in (1, 2):
             handle = await self._handle(route_id)
             try:
-                raw = await handle.availability.remote()
+                # Ray's control plane: activates the actor if needed, waits out a restart
+                where = await handle.address.remote()
+            except rex.ActorUnavailableError:
+                # unreachable (e.g. its node died) and Ray's own retries are used up
+                ch.down = True
+                raise self._unavailable(route_id) from None
             except rex.ActorDiedError:
+                # gone for good (idle deactivation, fenced): a fresh activation takes over
                 self.directory.forget(route_id)
                 if attempt == 2:
+                    ch.down = True
                     raise self._unavailable(route_id) from None
                 continue
-            except rex.RayError:
-                if ch.matrix is not None:
-                    return  # serve the last known figures rather than fail a read
+            except rex.RayError as exc:
+                log.warning("actor address lookup failed", route_id=route_id, error=repr(exc))
+                ch.down = True
                 raise self._unavailable(route_id) from None
-            ch.take(_reply.decode(raw))
-            return
+            try:
+                link = await Link.connect(
+                    where,
+                    self.settings.cluster_secret,
+                    unix=self._same_node(where),
+                    timeout=self.settings.plane_connect_timeout,
+                    request_timeout=self.settings.plane_request_timeout,
+                    label=f"route {route_id}",
+                )
+            except plane.AuthFailed as exc:
+                log.error("data plane refused", route_id=route_id, error=str(exc))
+                ch.down = True
+                raise self._unavailable(route_id) from None
+            except (OSError, TimeoutError, plane.PlaneError) as exc:
+                # the activation that answered may have died since: ask Ray again
+                log.warning("data plane connect failed", route_id=route_id, error=repr(exc))
+                if attempt == 2:
+                    ch.down = True
+                    raise self._unavailable(route_id) from None
+                continue
+            metrics.PLANE_CONNECTS.inc()
+            # the actor's first answer on a new connection carries every class: take it
+            # whatever version we held
+            ch.link, ch.version = link, -1
+            return link
+        raise self._unavailable(route_id)
+
+    def _same_node(self, where: dict[str, Any]) -> bool:
+        if self.settings.plane_transport == "tcp":
+            return False
+        if self._node_id is None:
+            self._node_id = ray.get_runtime_context().get_node_id()
+        return bool(where.get("node_id") == self._node_id)
+
+    def close_links(self) -> None:
+        """Close every data-plane connection (shutdown)."""
+        for ch in self._channels.values():
+            if ch.connecting is not None and not ch.connecting.done():
+                ch.connecting.cancel()
+            if ch.link is not None:
+                ch.link.close()
+                ch.link = None
 
     # ---- expiry keeper ------------------------------------------------------------
 

@@ -50,3 +50,8 @@ SOLD_OUT_CACHED = Counter(
     "Booking requests answered sold-out from the availability snapshot, no actor call",
     registry=REGISTRY,
 )
+PLANE_CONNECTS = Counter(
+    "ticketd_plane_connects_total",
+    "Data-plane connections made to route actors (first use, restarts, reconnects)",
+    registry=REGISTRY,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -40,6 +41,15 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return _number(env, name, default, lo, hi, float)
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(f"TICKETD_{name}", "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"TICKETD_{name}={raw!r} must be one of {', '.join(allowed)}.")
+    return raw
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(f"TICKETD_{name}", "").strip().lower()
     if raw == "":
@@ -75,6 +85,15 @@ class Settings:
     #: an idle route actor (no calls) deactivates after this long, freeing ~70 MB; 0: never
     idle_seconds: float = 900.0
     log_json: bool | None = None
+    #: HMAC key of the data plane to the route actors; the same on every node of a cluster
+    cluster_secret: str = field(default="", repr=False)
+    #: "auto": a same-node actor over its Unix socket, others over TCP; "tcp": always TCP
+    plane_transport: str = "auto"
+    #: seconds to connect and authenticate to a route actor's data plane
+    plane_connect_timeout: float = 2.0
+    #: a request unanswered this long cuts the connection (503): a frozen actor keeps its
+    #: socket open. Above the actor's 5 s Redis write timeout, so a slow write still answers.
+    plane_request_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +122,9 @@ class Settings:
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 2000, 10, 10_000_000),
             idle_seconds=_float(env, "IDLE_SECONDS", 900.0, 0.0, 86400 * 30),
             log_json=None if not log_json else _bool(env, "LOG_JSON", False),
+            cluster_secret=env.get("TICKETD_CLUSTER_SECRET") or "",
+            plane_transport=_choice(env, "PLANE_TRANSPORT", "auto", ("auto", "tcp")),
+            plane_request_timeout=_float(env, "PLANE_REQUEST_TIMEOUT", 10.0, 0.5, 600.0),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)
@@ -110,17 +132,30 @@ class Settings:
                 "TICKETD_JWT_SECRET must be at least 32 bytes long; generate one with "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
             )
+        if settings.cluster_secret and len(settings.cluster_secret.encode()) < 32:
+            raise ConfigError(
+                "TICKETD_CLUSTER_SECRET must be at least 32 bytes long; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
         return settings
 
     def with_secret(self) -> Settings:
-        """This settings with a JWT secret: the configured one, else one kept in DATA_DIR."""
-        if self.jwt_secret:
+        """This settings with its secrets: the configured ones, else ones kept in DATA_DIR."""
+        jwt_secret = self.jwt_secret or _kept_secret(self.data_dir / "jwt_secret")
+        cluster = self.cluster_secret or _kept_secret(self.data_dir / "cluster_secret")
+        if (jwt_secret, cluster) == (self.jwt_secret, self.cluster_secret):
             return self
-        path = self.data_dir / "jwt_secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # created 0600: the secret signs admin tokens
+        return replace(self, jwt_secret=jwt_secret, cluster_secret=cluster)
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret stored at path, generated on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # created 0600: the JWT secret signs admin tokens, the cluster secret opens the
+        # route actors' data plane
+        with contextlib.suppress(FileExistsError):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32))
-        return replace(self, jwt_secret=path.read_text().strip())
+    return path.read_text().strip()

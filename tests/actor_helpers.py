@@ -19,18 +19,77 @@ import redis
 import redis.asyncio
 from ray.exceptions import RayActorError
 
-from actors import directory, routes_store
+from actors import directory, plane, routes_store
 from actors.actor import Reply, recover
 from actors.config import ActorConfig
 from actors.messages import Book, Command, ListBookings, Passenger, encode
 from actors.route import RouteDef, trip_mask
 from actors.state import RouteState
 from actors.views import Record, Result
+from server.link import Link
 
 STATIONS = ["S0", "S1", "S2", "S3", "S4"]
 LIVE_SEATED = frozenset({"held", "confirmed"})
+#: the data-plane secret of every actor the tests create
+PLANE_SECRET = "test-plane-secret-0123456789abcdef-0123"
 
 _reply = msgspec.msgpack.Decoder(Reply)
+
+
+def actor_config(redis_url: str, **overrides: Any) -> ActorConfig:
+    """An actor configuration for the tests (with the tests' data-plane secret)."""
+    return ActorConfig(redis_url, plane_secret=PLANE_SECRET, **overrides)
+
+
+class PlaneClient:
+    """A test's data-plane connection to one actor, reconnected through Ray after a
+    restart, keeping the merged availability matrix as a front end does."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.link: Link | None = None
+        self.matrix: dict[str, list[int]] = {}
+
+    async def connect(self, timeout: float = 60.0) -> Link:
+        """The open link, reconnecting (and waiting out a restart) if needed."""
+        if self.link is not None and self.link.open:
+            return self.link
+        where = await asyncio.wait_for(self.handle.address.remote(), timeout)
+        self.link = await Link.connect(where, PLANE_SECRET, unix=True, label="test")
+        self.matrix = {}
+        return self.link
+
+    async def submit(self, commands: Sequence[Command], timeout: float = 60.0) -> Reply:
+        """One batch over the data plane; the Reply with the full (merged) matrix."""
+        link = await self.connect(timeout)
+        raw = await asyncio.wait_for(link.request(plane.OP_SUBMIT, encode(list(commands))), timeout)
+        reply = _reply.decode(raw)
+        self.matrix.update(reply.matrix)
+        reply.matrix = dict(self.matrix)
+        return reply
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+
+
+_clients: dict[Any, PlaneClient] = {}
+
+
+def plane_client(handle: Any) -> PlaneClient:
+    """The shared data-plane client of an actor handle."""
+    key = handle._actor_id
+    client = _clients.get(key)
+    if client is None or client.handle is not handle:
+        client = _clients[key] = PlaneClient(handle)
+    return client
+
+
+def close_plane_clients() -> None:
+    """Close every test data-plane connection (end of a test)."""
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
 
 
 def route_def(route_id: str, rows: int = 3, letters: str = "AB") -> RouteDef:
@@ -81,6 +140,7 @@ async def route_actor(route_id: str, config: ActorConfig) -> AsyncIterator[Any]:
     try:
         yield handle
     finally:
+        close_plane_clients()
         ray.kill(handle, no_restart=True)
 
 
@@ -91,9 +151,8 @@ def decode_reply(raw: object) -> Reply:
 
 
 async def submit(handle: Any, commands: Sequence[Command], timeout: float = 60.0) -> Reply:
-    """One actor call; the decoded Reply."""
-    raw = await asyncio.wait_for(handle.submit.remote(encode(list(commands))), timeout)
-    return decode_reply(raw)
+    """One batch over the actor's data plane; the decoded Reply (full matrix)."""
+    return await plane_client(handle).submit(commands, timeout)
 
 
 async def results(handle: Any, commands: Sequence[Command]) -> list[Result]:

@@ -116,6 +116,8 @@ def start_front_end(n: int, ray_address: str, redis_url: str, work: Path) -> tup
         TICKETD_PORT=str(port),
         TICKETD_DATA_DIR=str(work / f"fe{n}"),
         TICKETD_JWT_SECRET=SECRET,
+        # the data plane's key: one per cluster, as cluster.yaml ships it to every node
+        TICKETD_CLUSTER_SECRET=SECRET,
         TICKETD_LOG_JSON="1",
         RAY_AUTH_MODE="token",
     )

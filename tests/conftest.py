@@ -89,6 +89,8 @@ def route_id_factory() -> Iterator[Callable[[], str]]:
 # ---- the HTTP app over the session's Redis and Ray ---------------------------------------
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
+#: the data-plane secret of the test apps and of the actors the actor tests create
+PLANE_SECRET = "test-plane-secret-0123456789abcdef-0123"
 
 
 @pytest_asyncio.fixture
@@ -108,6 +110,7 @@ async def app_factory(
             settings = Settings(
                 redis_url=redis_url,
                 jwt_secret=JWT_SECRET,
+                cluster_secret=PLANE_SECRET,
                 data_dir=tmp_path_factory.mktemp("data"),
                 **overrides,
             )

@@ -16,25 +16,26 @@ import ray
 import redis
 import redis.asyncio
 from actor_helpers import (
+    actor_config,
     assert_bits_match_bookings,
     assert_no_double_sale,
     book,
     bookings,
     create_route,
-    decode_reply,
     is_unavailable,
     results,
     route_actor,
     route_def,
     stored_state,
+    submit,
     trips,
     wait_dead,
 )
 from ray.exceptions import RayActorError
 
-from actors import directory, journal, keys
+from actors import directory, journal, keys, plane
 from actors.config import ActorConfig
-from actors.messages import Confirm, encode
+from actors.messages import Confirm
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -45,7 +46,7 @@ async def test_second_activation_fences_the_first_which_refuses_writes_and_stops
     redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
 ) -> None:
     route = await create_route(redis_url, route_def(route_id_factory(), rows=4))
-    config = ActorConfig(redis_url)
+    config = actor_config(redis_url)
     async with route_actor(route.route_id, config) as first:
         early = await results(first, [book(f"e{k}", i, j) for k, (i, j) in enumerate(trips(4))])
         assert all(r.ok for r in early)
@@ -61,7 +62,7 @@ async def test_second_activation_fences_the_first_which_refuses_writes_and_stops
             # both are offered the same remaining seats at the same time
             tags = [f"c{k}" for k in range(16)]
             calls = [
-                (first if n % 2 else second).submit.remote(encode([book(tag, i, j)]))
+                submit(first if n % 2 else second, [book(tag, i, j)])
                 for n, (tag, (i, j)) in enumerate(zip(tags, trips(16), strict=True))
             ]
             answers = await asyncio.gather(*calls, return_exceptions=True)
@@ -70,9 +71,9 @@ async def test_second_activation_fences_the_first_which_refuses_writes_and_stops
             # the old activation answers "unavailable" (or is already gone), never ok
             for answer in from_first:
                 if isinstance(answer, BaseException):
-                    assert isinstance(answer, RayActorError), answer
+                    assert isinstance(answer, RayActorError | plane.PlaneError), answer
                 else:
-                    assert is_unavailable(decode_reply(answer).results[0])
+                    assert is_unavailable(answer.results[0])
             assert any(not isinstance(a, BaseException) for a in from_first)
             assert all(not isinstance(a, BaseException) for a in from_second)
             await wait_dead(first, timeout=5.0)
@@ -80,7 +81,7 @@ async def test_second_activation_fences_the_first_which_refuses_writes_and_stops
             listed = await bookings(second)
             assert {f"bk-e{k}" for k in range(4)} <= set(listed)
             assert not {f"bk-{t}" for t in tags[1::2]} & set(listed)
-            sold = [decode_reply(a).results[0] for a in from_second]
+            sold = [a.results[0] for a in from_second]
             assert any(r.ok for r in sold)
             assert all(r.ok or (r.error and r.error["type"] == "sold-out") for r in sold)
             assert_no_double_sale(listed.values())
@@ -95,7 +96,7 @@ async def test_epoch_bump_refuses_the_next_write_and_nothing_is_journalled(
     redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
 ) -> None:
     route = await create_route(redis_url, route_def(route_id_factory()))
-    async with route_actor(route.route_id, ActorConfig(redis_url)) as handle:
+    async with route_actor(route.route_id, actor_config(redis_url)) as handle:
         (held,) = await results(handle, [book("a")])
         assert held.ok
         journalled = await redis_client.xlen(keys.journal(route.route_id))
@@ -118,7 +119,7 @@ async def test_fenced_actor_is_not_restarted_and_its_successor_serves_every_book
     redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
 ) -> None:
     route = await create_route(redis_url, route_def(route_id_factory()))
-    config = ActorConfig(redis_url)
+    config = actor_config(redis_url)
     async with route_actor(route.route_id, config) as old:
         (first,) = await results(old, [book("a", 1, 3)])
         assert first.ok and first.record is not None

@@ -1,20 +1,16 @@
-"""The route actor answers a batch through real Ray with a real Redis behind it."""
+"""The route actor answers a batch over its data plane, with a real Redis behind it."""
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 import redis.asyncio
+from actor_helpers import actor_config, route_actor, submit
 
-from actors import directory, routes_store
-from actors.actor import Reply
-from actors.config import ActorConfig
-from actors.messages import Book, Passenger, encode
+from actors import routes_store
+from actors.messages import Book, Passenger
 from actors.route import RouteDef
 
 pytestmark = pytest.mark.usefixtures("ray_local")
-
-_reply = msgspec.msgpack.Decoder(Reply)
 
 
 async def test_batch_books_each_seat_once_and_reports_availability(
@@ -29,20 +25,15 @@ async def test_batch_books_each_seat_once_and_reports_availability(
         }
     )
     await routes_store.create(redis_client, route)
-    handle = directory.get_or_create(route.route_id, ActorConfig(redis_url))
-    try:
+    async with route_actor(route.route_id, actor_config(redis_url)) as handle:
         cmds = [
             Book(f"b{k}", f"u{k}", "k", "f", "A", "C", "second", [Passenger("n", f"p{k}")])
             for k in range(3)
         ]
-        reply = _reply.decode(await handle.submit.remote(encode(cmds)))
+        reply = await submit(handle, cmds)
         assert [r.ok for r in reply.results] == [True, True, False]
         assert reply.results[2].error is not None
         assert reply.results[2].error["type"] == "sold-out"
         seats = {s for r in reply.results[:2] if r.record for s in r.record.seats}
         assert seats == {0, 1}
         assert reply.matrix == {"second": [0, 0, 0]}
-    finally:
-        import ray
-
-        ray.kill(handle, no_restart=True)

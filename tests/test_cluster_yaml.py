@@ -150,6 +150,6 @@ def test_node_script_and_env_example_exist(config: Config) -> None:
 
     assert node_sh.stat().st_mode & 0o111, "cluster.yaml runs deploy/node.sh directly"
     env_example = (REPO / "deploy" / "ticketd.env.example").read_text()
-    for name in ("TICKETD_REDIS_URL", "TICKETD_JWT_SECRET"):
+    for name in ("TICKETD_REDIS_URL", "TICKETD_JWT_SECRET", "TICKETD_CLUSTER_SECRET"):
         assert re.search(rf"^{name}=", env_example, re.M), name
     assert config["file_mounts"]["~/ticketd"] == "."

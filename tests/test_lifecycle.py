@@ -11,6 +11,7 @@ import httpx
 import pytest
 import ray
 import redis.asyncio
+from actor_helpers import actor_config
 from http_helpers import (
     AppFactory,
     Ids,
@@ -25,7 +26,7 @@ from http_helpers import (
 )
 
 from actors import keys
-from actors.config import NAMESPACE, ActorConfig
+from actors.config import NAMESPACE
 from actors.directory import Directory, actor_name
 from actors.messages import Expired, decode_events
 from server.app import redis_client
@@ -182,7 +183,7 @@ async def test_the_hold_keeper_stops_when_cancelled_in_the_middle_of_a_redis_cal
     # connections after its client was closed. Cancel it at many random points.
     client = redis_client(redis_url)
     settings = Settings(redis_url=redis_url, jwt_secret="k" * 32, data_dir=tmp_path)
-    gateway = Gateway(settings, client, Directory(ActorConfig(redis_url)))
+    gateway = Gateway(settings, client, Directory(actor_config(redis_url)))
     rng = random.Random(7)
     try:
         for attempt in range(150):

@@ -25,11 +25,11 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors import journal, routes_store
+from actors import journal, keys, routes_store
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
-from actors.messages import Command, Sweep, encode
+from actors.messages import Command, Held, Sweep, Waitlisted, encode
 from actors.plane_server import Connection, PlaneServer, Rows
 from actors.state import RouteState, apply, from_snapshot, to_snapshot
 from actors.views import Reply, Result
@@ -254,8 +254,13 @@ class RouteActor:
         # decide and apply the whole batch with no await in between: the actor stays serial
         events, results = run_batch(self.state, commands, self.policy, time.time())
         if events:
+            markers = [
+                keys.idem_marker(self.route_id, e.user, e.key)
+                for e in events
+                if isinstance(e, Held | Waitlisted)
+            ]
             try:
-                append = self._get_journal().append(encode(events), self._next_deadline())
+                append = self._get_journal().append(encode(events), self._next_deadline(), markers)
                 # asyncio.timeout, not wait_for: no extra task per write on the hot path
                 async with asyncio.timeout(self.config.write_timeout):
                     self.last_id = await append
@@ -264,6 +269,13 @@ class RouteActor:
                 self._stale = True
                 log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
                 return self._unavailable(sizes, "This route moved to a newer activation; retry.")
+            except journal.KeyClash:
+                # nothing was journalled; memory holds the batch, so it is rebuilt first
+                self._stale = True
+                log.info("batch refused: a key was answered from a cache", route_id=self.route_id)
+                return self._unavailable(
+                    sizes, "A retry of a booking in this batch was answered meanwhile; retry."
+                )
             except (redis.RedisError, OSError, TimeoutError) as exc:
                 # the write may or may not have landed: memory is rebuilt from Redis before
                 # the next batch, so it never disagrees with the journal

@@ -8,7 +8,7 @@ Redis answers only after the AOF is written (and fsynced with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +19,33 @@ import redis.asyncio as aredis
 from actors import keys
 from actors.messages import Event, decode_events
 
+#: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
+#: batch creates. ARGV: epoch, events, route id, next hold deadline ('' if none), marker
+#: TTL, clash window (s).
 _APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED newer activation of this route exists')
+end
+local now = tonumber(redis.call('TIME')[1])
+local clash = false
+for i = 4, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v and string.sub(v, 1, 1) == 'c' and now - tonumber(string.sub(v, 2)) < tonumber(ARGV[6]) then
+    clash = true
+    redis.call('SET', KEYS[i], 'f', 'EX', ARGV[5])
+  end
+end
+if clash then
+  return redis.error_reply('CLASH a front end answered one of these keys from its cache')
 end
 local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 if ARGV[4] == '' then
   redis.call('ZREM', KEYS[3], ARGV[3])
 else
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+end
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], 'f', 'EX', ARGV[5])
 end
 return id
 """
@@ -44,6 +62,11 @@ return 1
 
 class Fenced(Exception):
     """A newer activation of the route exists; this one must stop writing."""
+
+
+class KeyClash(Exception):
+    """A booking key of the batch was answered "sold out" from a front end's cache while
+    the booking was on its way: nothing was journalled, so both answers agree."""
 
 
 class JournalCorrupt(Exception):
@@ -105,19 +128,28 @@ class Journal:
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
 
-    async def append(self, payload: bytes, next_deadline: float | None = None) -> str:
-        """Append one batch in one round trip; raises Fenced or a Redis error.
+    async def append(
+        self, payload: bytes, next_deadline: float | None = None, markers: Sequence[str] = ()
+    ) -> str:
+        """Append one batch in one round trip; raises Fenced, KeyClash or a Redis error.
 
         `next_deadline` is the earliest live hold deadline after this batch (None: no
-        holds), recorded in the same script so expiry never misses a route.
+        holds), recorded in the same script so expiry never misses a route. `markers` are
+        the idempotency markers (keys.idem_marker) of the bookings the batch creates: set
+        in the same script, so a booking is journalled if and only if its key is marked.
         """
         deadline = "" if next_deadline is None else repr(next_deadline)
-        args: list[bytes | str | int] = [self.epoch, payload, self.route_id, deadline]
+        args: list[bytes | str | int] = [
+            self.epoch, payload, self.route_id, deadline, keys.IDEM_MARKER_TTL,
+            keys.CLASH_WINDOW_SECONDS,
+        ]  # fmt: skip
         try:
-            entry_id = await self._append(keys=self._keys, args=args)
+            entry_id = await self._append(keys=[*self._keys, *markers], args=args)
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from exc
+            if str(exc).startswith("CLASH"):
+                raise KeyClash(str(exc)) from exc
             raise
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

@@ -37,10 +37,22 @@ def epoch(route_id: str) -> str:
 IDEM_MARKER_TTL = 7 * 86400
 
 
+#: a booking journalled this long after its key was answered "sold out" from a front
+#: end's cache may have been in flight at that moment (see idem_marker): above the front
+#: ends' data-plane request timeout and queue wait
+CLASH_WINDOW_SECONDS = 60
+
+
 def idem_marker(route_id: str, user: str, key: str) -> str:
-    """Set by a front end before a booking key first reaches the route's actor.
+    """Whether a booking key was journalled (`f`) or answered from a cache (`c<time>`).
 
     A front end may answer "sold out" from its availability snapshot only for a key no
-    front end ever forwarded: a retry of one that did must get the first answer.
+    actor has journalled, since a retry of a booking that exists must get the first
+    answer. The append script sets `f` for every booking it journals, in the same round
+    trip; a front end answering from its cache sets `c<redis time>` if nothing is there.
+    Had a front end done so for a booking still in flight (a client retrying before its
+    first answer), the append script refuses the batch (KeyClash) and turns the marker
+    into `f`: the booking is not journalled, so both answers agree, and the client's next
+    retry is decided afresh.
     """
     return f"{PREFIX}:{{{route_id}}}:key:{len(user)}:{user}:{key}"

@@ -28,7 +28,7 @@ from ray import exceptions as rex
 from actors import keys, plane, routes_store
 from actors.directory import Directory
 from actors.errors import Unavailable
-from actors.messages import Book, Command, encode
+from actors.messages import Command, encode
 from actors.route import RouteDef
 from actors.views import Reply, Result, RouteView
 from server import metrics
@@ -37,6 +37,11 @@ from server.problems import Problem
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
+#: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
+#: is marked already (journalled, or answered so before); see keys.idem_marker
+_MARK_CACHED = """
+return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV[1])
+"""
 _reply = msgspec.msgpack.Decoder(Reply)
 
 
@@ -99,6 +104,7 @@ class Gateway:
         self._loading: dict[str, asyncio.Task[Channel]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
+        self._mark_cached = client.register_script(_MARK_CACHED)
 
     # ---- routes -------------------------------------------------------------------
 
@@ -174,32 +180,17 @@ class Gateway:
             ch.inflight -= 1
 
     async def first_sight(self, route_id: str, user: str, key: str) -> bool:
-        """Record a booking key; True if no front end had recorded it before."""
+        """Mark a booking key as answered from the cache; True if no actor journalled it
+        (and no front end answered it so) before: see keys.idem_marker."""
         marker = keys.idem_marker(route_id, user, key)
         try:
-            return bool(await self.client.set(marker, b"1", nx=True, ex=keys.IDEM_MARKER_TTL))
+            return bool(await self._mark_cached(keys=[marker], args=[keys.IDEM_MARKER_TTL]))
         except (redis.RedisError, OSError):
-            raise self._unavailable(route_id) from None
-
-    async def _mark_keys(self, route_id: str, commands: list[Command]) -> None:
-        """Record every booking key of a batch before its actor can apply it (one trip)."""
-        books = [c for c in commands if isinstance(c, Book)]
-        if not books:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for c in books:
-            pipe.set(keys.idem_marker(route_id, c.user, c.key), b"1", nx=True,
-                     ex=keys.IDEM_MARKER_TTL)  # fmt: skip
-        try:
-            await pipe.execute()
-        except (redis.RedisError, OSError):
-            # without the marks a retry elsewhere could be told "sold out" for a booking
-            # that exists; the actor could not journal now anyway
             raise self._unavailable(route_id) from None
 
     async def _send(self, ch: Channel, commands: list[Command]) -> list[Result]:
         route_id = ch.route.route_id
-        await self._mark_keys(route_id, commands)
+        # no Redis trip here: the actor's append script marks the booking keys it journals
         payload = encode(commands)
         started = time.perf_counter()
         try:

@@ -93,6 +93,8 @@ class RouteActor:
         self._closing = False
         self._last_call = time.monotonic()
         self._batches = 0
+        self._append_seconds = 0.0  # spent waiting for Redis to confirm appends
+        self._commands = 0
         #: bumped by every reload: a reloaded inventory counts its versions from 0 again
         self._generation = 0
         #: per class, the availability row as Redis has it (never a row of an unconfirmed
@@ -157,6 +159,8 @@ class RouteActor:
             "pid": os.getpid(),
             "fenced": self._fenced,
             "batches": self._batches,
+            "commands": self._commands,
+            "append_seconds": round(self._append_seconds, 6),
             "idle_seconds": round(time.monotonic() - self._last_call, 3),
         }
 
@@ -251,6 +255,7 @@ class RouteActor:
         commands: list[Command] = [Sweep()]
         for cmds, _ in batch:
             commands.extend(cmds)
+        self._commands += len(commands) - 1
         # decide and apply the whole batch with no await in between: the actor stays serial
         events, results = run_batch(self.state, commands, self.policy, time.time())
         if events:
@@ -262,8 +267,10 @@ class RouteActor:
             try:
                 append = self._get_journal().append(encode(events), self._next_deadline(), markers)
                 # asyncio.timeout, not wait_for: no extra task per write on the hot path
+                began = time.perf_counter()
                 async with asyncio.timeout(self.config.write_timeout):
                     self.last_id = await append
+                self._append_seconds += time.perf_counter() - began
             except journal.Fenced:
                 self._fenced = True
                 self._stale = True
@@ -356,7 +363,9 @@ class RouteActor:
                 socket_connect_timeout=5,
                 retry=Retry(NoBackoff(), 0),
             )
-            self._journal = journal.Journal(client, self.route_id, self.epoch)
+            self._journal = journal.Journal(
+                client, self.route_id, self.epoch, lean_url=self.config.redis_url
+            )
         return self._journal
 
     # ---- background: expiry and idle deactivation -----------------------------------

@@ -16,7 +16,7 @@ import msgspec
 import redis
 import redis.asyncio as aredis
 
-from actors import keys
+from actors import keys, resp
 from actors.messages import Event, decode_events
 
 #: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
@@ -117,9 +117,15 @@ def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
 
 
 class Journal:
-    """Async writer for one route, owned by its actor."""
+    """Async writer for one route, owned by its actor.
 
-    def __init__(self, client: aredis.Redis, route_id: str, epoch: int) -> None:
+    Appends go over a lean connection (actors/resp.py) when the URL allows, else through
+    redis-py; snapshots always through redis-py.
+    """
+
+    def __init__(
+        self, client: aredis.Redis, route_id: str, epoch: int, lean_url: str | None = None
+    ) -> None:
         self.client = client
         self.route_id = route_id
         self.epoch = epoch
@@ -127,6 +133,29 @@ class Journal:
         self._snap_keys = [keys.epoch(route_id), keys.journal(route_id), keys.snapshot(route_id)]
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
+        self._lean_url = lean_url if lean_url and resp.supported(lean_url) else None
+        self._lean: resp.RespConnection | None = None
+
+    async def _call_append(self, keys_: list[str], args: list[bytes | str | int]) -> Any:
+        if self._lean_url is None:
+            return await self._append(keys=keys_, args=args)
+        conn = self._lean
+        if conn is None or not conn.open:
+            conn = self._lean = await resp.RespConnection.connect(self._lean_url)
+        try:
+            return await conn.call(
+                resp.pack("EVALSHA", self._append.sha, len(keys_), *keys_, *args)
+            )
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # a restarted or flushed Redis forgot the script; EVALSHA did not run it
+            return await conn.call(resp.pack("EVAL", _APPEND, len(keys_), *keys_, *args))
+
+    def close(self) -> None:
+        """Close the lean connection (the redis-py client is closed by its owner)."""
+        if self._lean is not None:
+            self._lean.close()
 
     async def append(
         self, payload: bytes, next_deadline: float | None = None, markers: Sequence[str] = ()
@@ -144,7 +173,7 @@ class Journal:
             keys.CLASH_WINDOW_SECONDS,
         ]  # fmt: skip
         try:
-            entry_id = await self._append(keys=[*self._keys, *markers], args=args)
+            entry_id = await self._call_append([*self._keys, *markers], args)
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from exc

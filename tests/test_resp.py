@@ -1,0 +1,70 @@
+"""The lean Redis connection of the append path, against the real embedded Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+
+from actors import resp
+from actors.redis_server import EmbeddedRedis
+
+
+@pytest.fixture
+async def local_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A Redis of this test's own, free to be stopped."""
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_commands_are_packed_as_resp_bulk_strings() -> None:
+    assert (
+        resp.pack("SET", b"k", 5, 1.5) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n5\r\n$3\r\n1.5\r\n"
+    )
+
+
+def test_tls_urls_stay_on_redis_py() -> None:
+    assert resp.supported("redis://127.0.0.1:6379/0") and resp.supported("unix:///tmp/r.sock")
+    assert not resp.supported("rediss://example:6380/0")
+
+
+async def test_replies_come_back_in_order_and_errors_as_redis_errors(
+    redis_client: redis.asyncio.Redis, redis_url: str
+) -> None:
+    conn = await resp.RespConnection.connect(redis_url)
+    try:
+        calls = [conn.call(resp.pack("INCR", "n")) for _ in range(50)]
+        assert await asyncio.gather(*calls) == list(range(1, 51))
+        assert await conn.call(resp.pack("SET", "s", b"\x00\xff")) == b"OK"
+        assert await conn.call(resp.pack("GET", "s")) == b"\x00\xff"
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await conn.call(resp.pack("LPUSH", "s", "x"))
+        assert await conn.call(resp.pack("GET", "missing")) is None
+    finally:
+        conn.close()
+
+
+async def test_a_dead_server_fails_what_waits_and_refuses_new_calls(
+    local_redis: EmbeddedRedis,
+) -> None:
+    conn = await resp.RespConnection.connect(local_redis.url)
+    try:
+        assert await conn.call(resp.pack("PING")) == b"PONG"
+        blocked = conn.call(resp.pack("BLPOP", "never", 0))
+        local_redis.stop()
+        with pytest.raises(redis.ConnectionError):
+            await asyncio.wait_for(blocked, 10)
+        with pytest.raises(redis.ConnectionError):
+            conn.call(resp.pack("PING"))
+    finally:
+        conn.close()
+    with pytest.raises(redis.ConnectionError):
+        await resp.RespConnection.connect(local_redis.url, timeout=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from actors.route import RouteDef, Seat, pair_index, trip_mask
+from actors.route import RouteDef, Seat, trip_mask
 
 
 def _touches(mask: int, left: int, right: int) -> int:
@@ -41,7 +41,7 @@ class Inventory:
         self.version: dict[str, int] = dict.fromkeys(self.classes, 0)
         self._avail: dict[tuple[str, int], tuple[int, int]] = {}
         self._matrix: dict[str, tuple[int, list[int]]] = {}
-        self._free_pairs: dict[int, list[int]] = {}
+        self._runs: dict[int, list[tuple[int, int]]] = {}
         self._letter = [seat.letter for seat in self.seats]
         # class -> [(coach index, row, seat indexes)] for keeping groups together
         self._rows: dict[str, list[tuple[int, int, list[int]]]] = {k: [] for k in self.classes}
@@ -84,30 +84,41 @@ class Inventory:
         hit = self._matrix.get(klass)
         if hit is not None and hit[0] == version:
             return hit[1]
-        out = [0] * (self.n * (self.n - 1) // 2)
+        n = self.n
+        # Each seat adds 1 to every trip (i, j) inside a run of its free segments, a
+        # triangle of the (i, j) table. Per row i that is one interval of j, so a
+        # difference array per row takes a run in O(its length), not O(length²), and a
+        # prefix sum per row yields the counts: O(masks·n + n²) instead of O(masks·n²).
+        diff = [[0] * (n + 1) for _ in range(n)]
         for mask, bucket in self.index[klass].items():
             count = len(bucket)
-            for p in self._pairs_free_under(mask):
-                out[p] += count
+            for a, b in self._free_runs(mask):
+                for i in range(a, b):
+                    row = diff[i]
+                    row[i + 1] += count
+                    row[b + 1] -= count
+        out: list[int] = []
+        for i in range(n - 1):
+            # pair_index walks rows i, then j = i+1 … n-1: the rows' sums, concatenated
+            out.extend(itertools.accumulate(diff[i][i + 1 : n]))
         self._matrix[klass] = (version, out)
         return out
 
-    def _pairs_free_under(self, mask: int) -> list[int]:
-        """Pair indexes (i, j) whose trip is free on a seat with `mask`; memoised per mask."""
-        pairs = self._free_pairs.get(mask)
-        if pairs is None:
-            pairs = []
+    def _free_runs(self, mask: int) -> list[tuple[int, int]]:
+        """Maximal runs of free segments of a seat with `mask`, as station ranges (a, b):
+        segments a … b-1 are free, so every trip inside [a, b] is. Memoised per mask."""
+        runs = self._runs.get(mask)
+        if runs is None:
+            runs = []
             n = self.n
             start = 0
-            # walk maximal runs of free segments; every pair inside a run is free
             for seg in range(n):
                 if seg == n - 1 or mask >> seg & 1:
-                    for i in range(start, seg):
-                        for j in range(i + 1, seg + 1):
-                            pairs.append(pair_index(i, j, n))
+                    if seg > start:
+                        runs.append((start, seg))
                     start = seg + 1
-            self._free_pairs[mask] = pairs
-        return pairs
+            self._runs[mask] = runs
+        return runs
 
     def choose(
         self,

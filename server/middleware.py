@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 
 import structlog
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_PREFIX = secrets.token_hex(4)
+_COUNTER = itertools.count()
 
 
 class RequestContext:
@@ -29,7 +33,8 @@ class RequestContext:
                 rid = value.decode("latin-1")[:64]
                 break
         if not rid:
-            rid = secrets.token_hex(8)
+            # unique, not secret: a process prefix and a counter (no syscall per request)
+            rid = f"{_PREFIX}{next(_COUNTER):08x}"
         raw = rid.encode("latin-1")
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)

@@ -31,6 +31,9 @@ def test_defaults_match_the_contract() -> None:
         ({"TICKETD_BATCHING": "maybe"}, "TICKETD_BATCHING='maybe' must be 1 or 0"),
         ({"TICKETD_REDIS_URL": "localhost:6379"}, "must start with redis://"),
         ({"TICKETD_JWT_SECRET": "short"}, "at least 32 bytes"),
+        ({"TICKETD_CLUSTER_SECRET": "short"}, "TICKETD_CLUSTER_SECRET must be at least 32"),
+        ({"TICKETD_PLANE_TRANSPORT": "udp"}, "TICKETD_PLANE_TRANSPORT='udp' must be one of"),
+        ({"TICKETD_PLANE_REQUEST_TIMEOUT": "0"}, "TICKETD_PLANE_REQUEST_TIMEOUT=0.0 is out"),
     ],
 )
 def test_bad_configuration_names_the_variable_to_fix(env: dict[str, str], needle: str) -> None:
@@ -45,3 +48,14 @@ def test_missing_secret_is_generated_once_and_kept_private(tmp_path: Path) -> No
     assert s.with_secret().jwt_secret == first  # the same on the next start
     mode = stat.S_IMODE((tmp_path / "jwt_secret").stat().st_mode)
     assert mode == 0o600
+
+
+def test_missing_cluster_secret_is_generated_apart_from_the_jwt_secret(tmp_path: Path) -> None:
+    s = Settings.from_env({"TICKETD_DATA_DIR": str(tmp_path)}).with_secret()
+    assert len(s.cluster_secret.encode()) >= 32 and s.cluster_secret != s.jwt_secret
+    again = Settings.from_env({"TICKETD_DATA_DIR": str(tmp_path)}).with_secret()
+    assert again.cluster_secret == s.cluster_secret
+    assert stat.S_IMODE((tmp_path / "cluster_secret").stat().st_mode) == 0o600
+    given = "c" * 32
+    env = {"TICKETD_DATA_DIR": str(tmp_path), "TICKETD_CLUSTER_SECRET": given}
+    assert Settings.from_env(env).with_secret().cluster_secret == given

@@ -1,11 +1,13 @@
 """HTTP booking throughput of ticketd against a bare Starlette ceiling and a Redis-Lua baseline.
 
-One command measures, on this machine, with wrk at the same connection count:
+One command measures, on this machine, first one hop to an actor (bench/hop.py: a
+Ray actor call against ticketd's direct data plane, CPU per round trip on both
+sides), then with wrk at the same connection count:
 
   1. bare      a bare Starlette endpoint, same requests (the ceiling)
   2. ticketd   durable bookings: batching front end -> route actors -> Redis AOF fsync always
   3. lua       "classic Python seckill" baseline: Starlette + one Redis Lua script per request
-  4. unbatched ticketd with TICKETD_BATCHING=0 (one actor call per request)
+  4. unbatched ticketd with TICKETD_BATCHING=0 (one data-plane request per HTTP request)
   5. overload  ticketd with a tiny TICKETD_MAX_QUEUE and 4x the connections: admission
                control answers 503 overloaded with Retry-After at once
 
@@ -373,6 +375,9 @@ class Bench:
         self.servers: list[Server] = []
         self.results: dict[str, Result] = {}
         self.profiles: list[str] = []
+        #: bench/hop.py's rows (None: not run), or the reason it failed
+        self.hop_rows: list[dict[str, Any]] | None = None
+        self.hop_error: str | None = None
 
     # -- servers --
 
@@ -498,6 +503,28 @@ class Bench:
                 dict.fromkeys(lines[:1] + lines[-1:])
             )
         return res
+
+    def hop(self) -> None:
+        """One hop to a route actor: a Ray call against the data plane (bench/hop.py)."""
+        a = self.args
+        print(
+            f"\n== hop: Ray actor call vs data plane, {a.routes} actors, {a.hop_seconds:g} s each"
+        )
+        cmd = [sys.executable, str(BENCH / "hop.py"), "--seconds", f"{a.hop_seconds:g}",
+               "--actors", str(a.routes)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, env=self.base_env(),
+                             timeout=3 * a.hop_seconds + 180, check=False)  # fmt: skip
+        line = next((x for x in out.stdout.splitlines() if x.startswith("HOPJSON ")), None)
+        if out.returncode != 0 or line is None:
+            self.hop_error = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"  FAILED: {self.hop_error}")
+            return
+        self.hop_rows = json.loads(line.removeprefix("HOPJSON "))
+        for row in self.hop_rows:
+            print(
+                f"  {row['transport']}: {row['per_second']:,.0f}/s, {row['total_us']:.0f} µs CPU "
+                f"a round trip (caller {row['caller_us']:.0f}, actor {row['actor_us']:.0f})"
+            )
 
     def bare(self, res: Result) -> None:
         port = free_port()
@@ -737,6 +764,8 @@ def fs_type(path: Path) -> str:
 
 
 ORDER = ["bare", "ticketd", "lua", "unbatched", "overload"]
+#: not a wrk scenario: bench/hop.py, one round trip to an actor, Ray call vs data plane
+HOP = "hop"
 
 
 def table(results: dict[str, Result]) -> list[str]:
@@ -846,6 +875,18 @@ def render(args: argparse.Namespace, bench: Bench, command: str, started: dt.dat
     lines.append(f"- ticketd code: {source(Path(args.src))}")
     if args.note:
         lines.append(f"- note: {args.note}")
+    if bench.hop_rows is not None or bench.hop_error:
+        from hop import table as hop_table
+
+        lines += [
+            "",
+            f"One hop to an actor (`bench/hop.py --seconds {args.hop_seconds:g} --actors "
+            f"{args.routes}`): an asyncio driver keeps one request in flight to each of "
+            f"{args.routes} actors that answer at once; CPU of the driver and the actors per "
+            "round trip:",
+            "",
+            *(hop_table(bench.hop_rows) if bench.hop_rows else [f"FAILED: {bench.hop_error}"]),
+        ]
     lines += [
         "",
         *table(res),
@@ -888,9 +929,12 @@ def main() -> int:
     parser.add_argument("--stations", type=int, default=32, help="stations per route (<= 64)")
     parser.add_argument("--users", type=int, default=1001, help="distinct users (tokens)")
     parser.add_argument(
-        "--scenarios", default=",".join(ORDER), help=f"comma-separated subset of {ORDER}"
+        "--scenarios",
+        default=",".join([HOP, *ORDER]),
+        help=f"comma-separated subset of {[HOP, *ORDER]}",
     )
     parser.add_argument("--overload-queue", type=int, default=8, help="TICKETD_MAX_QUEUE there")
+    parser.add_argument("--hop-seconds", type=float, default=5, help="per transport, hop scenario")
     parser.add_argument("--p99-limit", type=float, default=50.0, help="ms, for the target line")
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--data-root", default=None, help="where servers keep data (a disk)")
@@ -907,9 +951,9 @@ def main() -> int:
     args = parser.parse_args()
 
     scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scen) - set(ORDER)
+    unknown = set(scen) - {*ORDER, HOP}
     if unknown:
-        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {ORDER}")
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {[*ORDER, HOP]}")
     if not 2 <= args.stations <= 64 or not 1 <= args.routes <= 64:
         parser.error("--stations must be 2..64 and --routes 1..64")
     args.wrk = shutil.which("wrk")
@@ -960,6 +1004,8 @@ def main() -> int:
     try:
         ceiling = 0.0
         bench.check_capacity(20_000.0)  # fail fast, before any server starts
+        if HOP in scen:
+            bench.hop()
         if "bare" in scen:
             bare = bench.scenario("bare", "bare Starlette (ceiling)", bench.bare)
             ceiling = bare.rate

@@ -87,6 +87,7 @@ class RouteActor:
         self._sweeper: asyncio.Task[None] | None = None
         self._journal: journal.Journal | None = None
         self._plane: asyncio.Task[PlaneServer] | None = None
+        self._snapshotting: asyncio.Task[None] | None = None
         self._stale = False  # memory may hold events Redis did not confirm: reload first
         self._fenced = False
         #: deactivating: new requests are answered GONE (not run) and go to the successor
@@ -211,10 +212,7 @@ class RouteActor:
                 continue
             # no await since _run's write was confirmed: memory is what Redis holds
             self._deliver(batch, answers)
-            # after the replies, never before them: a snapshot costs O(bookings). Taking
-            # one only every max(N, bookings) events keeps that O(1) per event.
-            if self.since_snapshot >= max(self.config.snapshot_every, len(self.state.bookings)):
-                await self._snapshot()
+            self._maybe_snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
                 # races the sockets sending them, and the callers would see the actor die
@@ -341,15 +339,30 @@ class RouteActor:
         log.info("route state reloaded", route_id=self.route_id, events=state.events_applied)
         return True
 
-    async def _snapshot(self) -> None:
-        data = to_snapshot(self.state)  # taken between batches: consistent with last_id
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot write if enough events were journalled since the last one.
+
+        After the replies, never before them: a snapshot costs O(bookings), and taking one
+        only every max(N, bookings) events keeps that O(1) per event. The state is encoded
+        now, between batches, so it matches last_id exactly; the write goes on in the
+        background, so the next batches need not wait for a large value's fsync.
+        """
+        if self._stale or (self._snapshotting is not None and not self._snapshotting.done()):
+            return  # one write at a time: an older snapshot must never land after a newer
+        if self.since_snapshot < max(self.config.snapshot_every, len(self.state.bookings)):
+            return
+        data = to_snapshot(self.state)
+        covered, self.since_snapshot = self.since_snapshot, 0
+        self._snapshotting = asyncio.create_task(self._write_snapshot(data, self.last_id, covered))
+
+    async def _write_snapshot(self, data: bytes, last_id: str, covered: int) -> None:
         try:
-            await self._get_journal().write_snapshot(data, self.last_id)
-            self.since_snapshot = 0
+            await self._get_journal().write_snapshot(data, last_id)
         except journal.Fenced:
             self._fenced = True
         except (redis.RedisError, OSError) as exc:
             # not fatal: the journal still holds everything; try again after more events
+            self.since_snapshot += covered
             log.warning("snapshot failed", route_id=self.route_id, error=repr(exc))
 
     def _get_journal(self) -> journal.Journal:
@@ -398,8 +411,11 @@ class RouteActor:
         # from here on nothing new is accepted (the caller checked nothing is pending, with
         # no await since): a request that comes now is answered GONE and resent elsewhere
         self._closing = True
+        if self._snapshotting is not None:
+            await asyncio.wait({self._snapshotting})
         if not self._stale and self.since_snapshot:
-            await self._snapshot()
+            covered, self.since_snapshot = self.since_snapshot, 0
+            await self._write_snapshot(to_snapshot(self.state), self.last_id, covered)
         log.info("route actor deactivating (idle)", route_id=self.route_id)
         self._stop_self()
 

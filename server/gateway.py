@@ -37,6 +37,9 @@ from server.problems import Problem
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
+#: how long Ray may take to say where a route's actor listens (activation included: a
+#: worker process start and the route's recovery)
+_ADDRESS_SECONDS = 30.0
 #: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
 #: is marked already (journalled, or answered so before); see keys.idem_marker
 _MARK_CACHED = """
@@ -288,8 +291,14 @@ class Gateway:
         for attempt in (1, 2):
             handle = await self._handle(route_id)
             try:
-                # Ray's control plane: activates the actor if needed, waits out a restart
-                where = await handle.address.remote()
+                # Ray's control plane: activates the actor if needed, waits out a restart;
+                # bounded, so a frozen node cannot hold this route's callers forever
+                async with asyncio.timeout(_ADDRESS_SECONDS):
+                    where = await handle.address.remote()
+            except TimeoutError:
+                log.warning("actor address lookup timed out", route_id=route_id)
+                ch.down = True
+                raise self._unavailable(route_id) from None
             except rex.ActorUnavailableError:
                 # unreachable (e.g. its node died) and Ray's own retries are used up
                 ch.down = True

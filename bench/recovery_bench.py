@@ -41,7 +41,7 @@ import redis
 import redis.asyncio as aredis
 from ray.exceptions import RayActorError
 
-from actors import directory, journal, keys
+from actors import directory, journal, keys, plane
 from actors.actor import Reply, recover
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
@@ -52,6 +52,67 @@ from actors.state import RouteState, apply, to_snapshot
 
 STATIONS = [f"S{k:02d}" for k in range(16)]
 SNAPSHOT_EVERY = ActorConfig("redis://unused").snapshot_every
+#: the data-plane secret of the actors this benchmark creates
+PLANE_SECRET = "recovery-bench-plane-secret-0123456789ab"
+
+
+def config(url: str) -> ActorConfig:
+    return ActorConfig(url, plane_secret=PLANE_SECRET)
+
+
+class PlaneCaller:
+    """Blocking calls over a route actor's data plane (what a front end sends), with the
+    address looked up through Ray and looked up again after a restart."""
+
+    def __init__(self, handle: Any) -> None:
+        from server.link import Link
+
+        self._link_class = Link
+        self.handle = handle
+        self.loop = asyncio.new_event_loop()
+        self.link: Any = None
+
+    def _connect(self) -> Any:
+        if self.link is None or not self.link.open:
+            where = ray.get(self.handle.address.remote(), timeout=60)
+            self.link = self.loop.run_until_complete(
+                self._link_class.connect(where, PLANE_SECRET, unix=True)
+            )
+        return self.link
+
+    def submit(self, payload: bytes) -> bytes:
+        """One request; raises plane.PlaneError (or RayActorError) if it was not answered."""
+        link = self._connect()
+        raw: bytes = self.loop.run_until_complete(link.request(plane.OP_SUBMIT, payload))
+        return raw
+
+    def pipeline(self, payloads: list[bytes], in_flight: int) -> list[tuple[float, bytes]]:
+        """Send with up to in_flight outstanding; (latency, answer) per request."""
+        link = self._connect()
+
+        async def run() -> list[tuple[float, bytes]]:
+            out: list[tuple[float, bytes]] = []
+            pending: list[tuple[float, Any]] = []
+            for payload in payloads:
+                pending.append((time.perf_counter(), link.request(plane.OP_SUBMIT, payload)))
+                if len(pending) >= in_flight:
+                    sent, fut = pending.pop(0)
+                    raw = await fut
+                    out.append((time.perf_counter() - sent, raw))
+            for sent, fut in pending:
+                raw = await fut
+                out.append((time.perf_counter() - sent, raw))
+            return out
+
+        return self.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+
 _reply = msgspec.msgpack.Decoder(Reply)
 
 
@@ -158,11 +219,22 @@ def process_started(pid: int) -> float:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def kill_to_serving(handle: Any, kills: int) -> list[tuple[float, float, float]]:
-    """Per kill: seconds from SIGKILL to an answered submit, from SIGKILL to the start of
-    the replacement process, and the new actor's own recover() seconds."""
+def kill_to_serving(
+    handle: Any, kills: int, route: bool = True
+) -> list[tuple[float, float, float]]:
+    """Per kill: seconds from SIGKILL to an answered request (over the data plane for a
+    route, a Ray call for the baseline), from SIGKILL to the start of the replacement
+    process, and the new actor's own recover() seconds."""
     out = []
-    ray.get(handle.submit.remote(encode([])))
+    caller = PlaneCaller(handle) if route else None
+
+    def ask() -> None:
+        if caller is None:
+            ray.get(handle.submit.remote(encode([])), timeout=60)
+        else:
+            caller.submit(encode([]))
+
+    ask()
     for _ in range(kills):
         pid = ray.get(handle.info.remote())["pid"]
         killed_at = time.time()
@@ -170,16 +242,18 @@ def kill_to_serving(handle: Any, kills: int) -> list[tuple[float, float, float]]
         os.kill(pid, signal.SIGKILL)
         while True:
             try:
-                ray.get(handle.submit.remote(encode([])), timeout=60)
+                ask()
                 break
-            except RayActorError:
-                continue  # Ray's own retries ran out while it restarted: ask again
+            except (RayActorError, plane.PlaneError, OSError):
+                continue  # the old process's socket, or Ray's retries ran out: ask again
         elapsed = time.perf_counter() - started
         info = ray.get(handle.info.remote())
         assert info["pid"] != pid
         spawn = process_started(info["pid"]) - killed_at
         out.append((elapsed, spawn, info["recovery_seconds"]))
         time.sleep(0.5)
+    if caller is not None:
+        caller.close()
     return out
 
 
@@ -189,23 +263,16 @@ def throughput(handle: Any, batches: int, size: int, in_flight: int) -> dict[str
     calls = [
         encode([booking(rng, f"t{in_flight}-{b}-{k}") for k in range(size)]) for b in range(batches)
     ]
-    ray.get(handle.submit.remote(encode([])))  # warm
-    latencies: list[float] = []
-    ok = 0
-    started = time.perf_counter()
-    pending: list[tuple[float, Any]] = []
-    for payload in calls:
-        pending.append((time.perf_counter(), handle.submit.remote(payload)))
-        if len(pending) >= in_flight:
-            sent, ref = pending.pop(0)
-            reply = _reply.decode(ray.get(ref))
-            latencies.append(time.perf_counter() - sent)
-            ok += sum(r.ok for r in reply.results)
-    for sent, ref in pending:
-        reply = _reply.decode(ray.get(ref))
-        latencies.append(time.perf_counter() - sent)
-        ok += sum(r.ok for r in reply.results)
-    elapsed = time.perf_counter() - started
+    caller = PlaneCaller(handle)
+    try:
+        caller.submit(encode([]))  # warm
+        started = time.perf_counter()
+        answers = caller.pipeline(calls, in_flight)
+        elapsed = time.perf_counter() - started
+    finally:
+        caller.close()
+    latencies = [lat for lat, _ in answers]
+    ok = sum(r.ok for _, raw in answers for r in _reply.decode(raw).results)
     latencies.sort()
     return {
         "bookings_per_s": ok / elapsed,
@@ -325,12 +392,12 @@ def restart(url: str, route: RouteDef, kills: int) -> None:
         )
         .remote()
     )
-    handle = directory.get_or_create(route.route_id, ActorConfig(url))
+    handle = directory.get_or_create(route.route_id, config(url))
     empty: list[tuple[float, float, float]] = []
     timings: list[tuple[float, float, float]] = []
     try:
         for _ in range(kills):  # alternated, so both see the same background load
-            empty += kill_to_serving(baseline, 1)
+            empty += kill_to_serving(baseline, 1, route=False)
             timings += kill_to_serving(handle, 1)
     finally:
         ray.kill(baseline, no_restart=True)
@@ -357,7 +424,7 @@ def batch_throughput(url: str, batches: int, size: int) -> None:
     for in_flight in (1, 4):
         big = train(f"RT{in_flight}", coaches=40)  # 4,000 seats: the run never sells out
         asyncio.run(write_journal(url, big, [], None))
-        handle = directory.get_or_create(big.route_id, ActorConfig(url))
+        handle = directory.get_or_create(big.route_id, config(url))
         try:
             r = throughput(handle, batches, size, in_flight)
         finally:

@@ -21,6 +21,10 @@ def _touches(mask: int, left: int, right: int) -> int:
     return (not left or bool(mask & left)) + (not right or bool(mask & right))
 
 
+#: seat moves patched into a cached availability row before a full recompute is cheaper
+_PATCH_LIMIT = 24
+
+
 class InventoryCorrupt(AssertionError):
     """An event tried to occupy a taken segment or free a free one: never expected."""
 
@@ -42,6 +46,9 @@ class Inventory:
         self._avail: dict[tuple[str, int], tuple[int, int]] = {}
         self._matrix: dict[str, tuple[int, list[int]]] = {}
         self._runs: dict[int, list[tuple[int, int]]] = {}
+        #: per class, the seat moves (old mask, new mask) since its matrix row was made,
+        #: or None when there were too many to patch
+        self._moves: dict[str, list[tuple[int, int]] | None] = dict.fromkeys(self.classes)
         self._letter = [seat.letter for seat in self.seats]
         # class -> [(coach index, row, seat indexes)] for keeping groups together
         self._rows: dict[str, list[tuple[int, int, list[int]]]] = {k: [] for k in self.classes}
@@ -84,6 +91,16 @@ class Inventory:
         hit = self._matrix.get(klass)
         if hit is not None and hit[0] == version:
             return hit[1]
+        moves = self._moves[klass]
+        if hit is not None and moves is not None:
+            # a few seats changed since the row was made: patch a copy (the old row may
+            # still be held, e.g. in an answer on its way)
+            row = list(hit[1])
+            if all(self._patch(row, old, new) for old, new in moves):
+                self._moves[klass] = []
+                self._matrix[klass] = (version, row)
+                return row
+        self._moves[klass] = []
         n = self.n
         # Each seat adds 1 to every trip (i, j) inside a run of its free segments, a
         # triangle of the (i, j) table. Per row i that is one interval of j, so a
@@ -103,6 +120,35 @@ class Inventory:
             out.extend(itertools.accumulate(diff[i][i + 1 : n]))
         self._matrix[klass] = (version, out)
         return out
+
+    def _patch(self, row: list[int], old: int, new: int) -> bool:
+        """Apply one seat's change old -> new to a matrix row; False if it is not one
+        interval taken or freed (then the caller recomputes)."""
+        changed = old ^ new
+        i = (changed & -changed).bit_length() - 1  # lowest changed segment
+        j = changed.bit_length()  # one past the highest
+        if changed != ((1 << (j - i)) - 1) << i:
+            return False
+        if not old & changed:
+            free, step = old, -1  # taken: the trips across i..j that were free are lost
+        elif not new & changed:
+            free, step = new, 1  # freed: the trips across it inside the new free run
+        else:
+            return False
+        n = self.n
+        # the run of free segments around i..j-1, as stations ra..rb
+        ra, rb = i, j
+        while ra > 0 and not free >> (ra - 1) & 1:
+            ra -= 1
+        while rb < n - 1 and not free >> rb & 1:
+            rb += 1
+        # trips (a, b) with ra <= a < j and max(a, i) < b <= rb cross the changed interval;
+        # for one a they are consecutive pair indexes
+        for a in range(ra, j):
+            base = a * (2 * n - a - 1) // 2 - a - 1  # pair_index(a, b) = base + b
+            lo, hi = base + max(a, i) + 1, base + rb + 1
+            row[lo:hi] = [x + step for x in row[lo:hi]]
+        return True
 
     def _free_runs(self, mask: int) -> list[tuple[int, int]]:
         """Maximal runs of free segments of a seat with `mask`, as station ranges (a, b):
@@ -303,6 +349,14 @@ class Inventory:
         index.setdefault(new, {})[s] = None
         self.bits[s] = new
         self.version[klass] += 1
+        moves = self._moves[klass]
+        if moves is not None:
+            # remembered for patching the class's matrix row; past a few, recomputing it
+            # is cheaper, and None stops the bookkeeping until the row is made again
+            if len(moves) < _PATCH_LIMIT:
+                moves.append((old, new))
+            else:
+                self._moves[klass] = None
 
     def load_bits(self, bits: Sequence[int]) -> None:
         """Restore occupancy from a snapshot's per-seat masks."""

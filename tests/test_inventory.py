@@ -349,3 +349,44 @@ def test_together_picks_the_best_fitting_row() -> None:
     take(inv, "01/02A 01/02B", 0, 1)  # row 2 is free from S1 and touches trip 1-2
 
     assert chosen(inv, 1, 2, 2, together=True) == ["01/02A", "01/02B"]
+
+
+def _brute_matrix(inv: Inventory, klass: str) -> list[int]:
+    n = inv.n
+    out = [0] * (n * (n - 1) // 2)
+    for seat in inv.seats:
+        if seat.klass != klass:
+            continue
+        for i in range(n):
+            for j in range(i + 1, n):
+                if not inv.bits[seat.index] & trip_mask(i, j):
+                    out[pair_index(i, j, n)] += 1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_availability_rows_patched_seat_by_seat_equal_a_brute_force_count(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    stations = rng.choice([2, 3, 6, 12])
+    inv = make_inventory(stations, [("01", "second", 3, "AB"), ("02", "first", 1, "A")])
+    held: list[tuple[int, int, int]] = []  # (seat, i, j)
+    served = []
+    for step in range(400):
+        if held and rng.random() < 0.4:
+            seat, i, j = held.pop(rng.randrange(len(held)))
+            inv.release([seat], i, j)
+        else:
+            i = rng.randrange(stations - 1)
+            j = rng.randrange(i + 1, stations)
+            klass = rng.choice(["second", "first"])
+            seats = inv.choose(klass, i, j, rng.choice([1, 1, 2]))
+            if seats:
+                inv.occupy(seats, i, j)
+                held.extend((s, i, j) for s in seats)
+        if rng.random() < 0.5:  # rows asked for after 1..n moves: patched or recomputed
+            for klass in ("second", "first"):
+                served.append(inv.matrix(klass))
+                assert served[-1] == _brute_matrix(inv, klass), f"step {step}, {klass}"
+    assert served

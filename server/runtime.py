@@ -15,6 +15,7 @@ import structlog
 
 from actors.config import NAMESPACE
 from actors.redis_server import EmbeddedRedis
+from actors.supervisor import RedisSupervisor
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.runtime")
@@ -26,6 +27,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis: EmbeddedRedis | None = None
+        self.supervisor: RedisSupervisor | None = None
         self.redis_url = settings.redis_url or ""
         self._owns_ray = False
         self._stopped = False
@@ -36,6 +38,9 @@ class Runtime:
             self.redis = EmbeddedRedis(self.settings.data_dir)
             self.redis_url = self.redis.start()
             log.info("embedded redis started", url=self.redis_url, pid=self.redis.pid)
+            # from here on a dead Redis is restarted on the same AOF and port
+            self.supervisor = RedisSupervisor(self.redis)
+            self.supervisor.start()
         if not ray.is_initialized():
             address = self.settings.ray_address
             # the local Ray runs with token auth (RAY_AUTH_MODE=token, set in server.__main__
@@ -53,6 +58,10 @@ class Runtime:
                 "ray connected", address=address or "local", auth=os.environ.get("RAY_AUTH_MODE")
             )
 
+    def redis_problem(self) -> str | None:
+        """Why the embedded Redis is not serving (an operator's sentence), or None."""
+        return None if self.supervisor is None else self.supervisor.problem
+
     def stop(self) -> None:
         """Shut Ray (if we started it) and the embedded Redis down; safe to call twice."""
         if self._stopped:
@@ -63,6 +72,9 @@ class Runtime:
                 ray.shutdown()
             except Exception as exc:  # shutting down: report, keep going
                 log.warning("ray shutdown failed", error=repr(exc))
-        if self.redis is not None:
+        if self.supervisor is not None:
+            self.supervisor.close()
+            log.info("embedded redis stopped")
+        elif self.redis is not None:
             self.redis.stop()
             log.info("embedded redis stopped")

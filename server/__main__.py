@@ -27,9 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=float, default=86400.0, help="validity in seconds")
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env().with_secret()
+        settings = Settings.from_env()
+        settings = settings.with_secret()
     except ConfigError as exc:
         print(f"ticketd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the generated JWT secret lives in DATA_DIR
+        print(
+            f"ticketd: cannot start: TICKETD_DATA_DIR={str(settings.data_dir)!r} cannot hold "
+            f"the generated JWT secret ({exc.strerror}); point it at a writable directory "
+            f"or set TICKETD_JWT_SECRET.",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "token":
         from server.auth import mint
@@ -41,17 +50,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     """Start Redis/Ray, serve HTTP until SIGINT/SIGTERM, then stop everything."""
+    import structlog
+
+    from server import logs, preflight
+
+    logs.configure(settings.log_json)
+    log = structlog.get_logger("ticketd")
+    # everything that can be judged before Ray starts (Ray itself is not even imported yet)
+    try:
+        warnings = preflight.check(settings)
+    except preflight.StartupError as exc:
+        print(f"ticketd: cannot start: {exc}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        log.warning("redis durability", detail=warning)
+
     import uvicorn
 
-    from server import logs
     from server.app import create_app
     from server.runtime import Runtime
 
-    logs.configure(settings.log_json)
     runtime = Runtime(settings)
+    runtime.preflighted = True
     try:
-        # on the main thread, before uvicorn: see server/runtime.py
-        runtime.start()
+        try:
+            # on the main thread, before uvicorn: see server/runtime.py
+            runtime.start()
+        except preflight.StartupError as exc:
+            print(f"ticketd: cannot start: {exc}", file=sys.stderr)
+            return 2
         app = create_app(settings, runtime)
         config = uvicorn.Config(
             app,

@@ -332,7 +332,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         app.state.runtime = rt
         client = redis_client(rt.redis_url)
         try:
-            if settings.redis_url:
+            if settings.redis_url and not rt.preflighted:
                 warning = await check_persistence(client, settings.allow_volatile)
                 if warning:
                     log.warning("redis durability", detail=warning)

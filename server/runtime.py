@@ -16,6 +16,7 @@ import structlog
 from actors.config import NAMESPACE
 from actors.redis_server import EmbeddedRedis
 from actors.supervisor import RedisSupervisor
+from server.preflight import StartupError
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.runtime")
@@ -31,16 +32,48 @@ class Runtime:
         self.redis_url = settings.redis_url or ""
         self._owns_ray = False
         self._stopped = False
+        #: the start-up checks (server.preflight) already judged the external Redis
+        self.preflighted = False
 
     def start(self) -> None:
-        """Start the embedded Redis (unless TICKETD_REDIS_URL is set) and join/start Ray."""
+        """Start the embedded Redis (unless TICKETD_REDIS_URL is set) and join/start Ray.
+
+        Raises StartupError (one sentence) when either cannot be had.
+        """
         if not self.settings.redis_url:
-            self.redis = EmbeddedRedis(self.settings.data_dir)
-            self.redis_url = self.redis.start()
-            log.info("embedded redis started", url=self.redis_url, pid=self.redis.pid)
-            # from here on a dead Redis is restarted on the same AOF and port
-            self.supervisor = RedisSupervisor(self.redis)
-            self.supervisor.start()
+            self.start_redis()
+        self.start_ray()
+
+    def start_redis(self) -> None:
+        """Start the embedded Redis and its supervisor."""
+        redis = EmbeddedRedis(self.settings.data_dir)
+        try:
+            self.redis_url = redis.start()
+        except RuntimeError as exc:
+            said = redis.last_words() or str(exc).splitlines()[0]
+            raise StartupError(
+                f"the embedded Redis in {redis.logfile.parent} would not start ({said}); "
+                f"see {redis.logfile}, or set TICKETD_REDIS_URL to an external Redis."
+            ) from None
+        self.redis = redis
+        log.info("embedded redis started", url=self.redis_url, pid=redis.pid)
+        # from here on a dead Redis is restarted on the same AOF and port
+        self.supervisor = RedisSupervisor(redis)
+        self.supervisor.start()
+
+    def start_ray(self) -> None:
+        """Start a local Ray, or join the one TICKETD_RAY_ADDRESS names."""
+        try:
+            self._init_ray()
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.settings.ray_address or "unset (a local Ray)"
+            raise StartupError(
+                f"Ray would not start or connect with TICKETD_RAY_ADDRESS={where} "
+                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); "
+                f"start Ray (ray start --head) or correct TICKETD_RAY_ADDRESS."
+            ) from None
+
+    def _init_ray(self) -> None:
         if not ray.is_initialized():
             address = self.settings.ray_address
             # the local Ray runs with token auth (RAY_AUTH_MODE=token, set in server.__main__

@@ -22,7 +22,7 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors import journal, routes_store
+from actors import journal, placement, routes_store
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
@@ -74,6 +74,7 @@ class RouteActor:
         sync = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.epoch = journal.activate(sync, route_id)
+            placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
         finally:

@@ -22,7 +22,7 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors import journal, placement, routes_store
+from actors import journal, placement, routes_store, zombie
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
@@ -84,6 +84,7 @@ class RouteActor:
         self._pending: list[tuple[list[Command], asyncio.Future[bytes]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None  # see actors/zombie.py
         self._journal: journal.Journal | None = None
         self._stale = False  # memory may hold events Redis did not confirm: reload first
         self._fenced = False
@@ -275,6 +276,11 @@ class RouteActor:
     def _start_tasks(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop())
+            node_id = ray.get_runtime_context().get_node_id()
+            client = self._get_journal().client
+            self._watch = asyncio.create_task(
+                zombie.exit_when_superseded(client, self.route_id, self.epoch, node_id)
+            )
 
     async def _sweep_loop(self) -> None:
         while not self._fenced:

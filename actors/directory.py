@@ -18,12 +18,16 @@ def actor_name(route_id: str) -> str:
     return f"route:{route_id}"
 
 
-def get_or_create(route_id: str, config: ActorConfig, strategy: Any = "SPREAD") -> Any:
+def get_or_create(
+    route_id: str, config: ActorConfig, placement: dict[str, Any] | None = None
+) -> Any:
     """The route's actor handle, creating the actor on first use.
 
     Blocking (a GCS round trip): callers cache handles and call this off the event loop.
-    `strategy` places a new actor (actors/placement.py); an existing one stays put.
+    `placement` (Ray options from actors/placement.py) places a new actor; an existing
+    one stays put. Without it, Ray's best-effort SPREAD.
     """
+    where = placement if placement is not None else {"scheduling_strategy": "SPREAD"}
     return RemoteRouteActor.options(
         name=actor_name(route_id),
         namespace=NAMESPACE,
@@ -36,7 +40,7 @@ def get_or_create(route_id: str, config: ActorConfig, strategy: Any = "SPREAD") 
         # placement only: the actor idles on I/O most of the time, and a 0-CPU request lets
         # a node host many routes instead of one per core
         num_cpus=0,
-        scheduling_strategy=strategy,
+        **where,
     ).remote(route_id, config)
 
 
@@ -64,8 +68,8 @@ class Directory:
             # ends racing still end with one actor (get_if_exists)
             handle = existing(route_id)
             if handle is None:
-                strategy = self._placement.strategy(route_id)
-                handle = get_or_create(route_id, self.config, strategy)
+                where = self._placement.options(route_id)
+                handle = get_or_create(route_id, self.config, where)
             self._handles[route_id] = handle
         return handle
 

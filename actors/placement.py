@@ -13,11 +13,11 @@ moment (a node that joined counts at once, one that left no longer does):
   activating routes at the same moment still spread them instead of all picking the
   same least-loaded node.
 
-The actor is then created with a *soft* NodeAffinitySchedulingStrategy: if that node
-cannot take it (it died meanwhile, or is out of memory), Ray places it elsewhere rather
-than leaving the route down. When a node dies, Ray restarts its actors on the survivors;
-each records where it really runs (record()). Routes are not moved when a node joins
-(a move is a short outage of the route): new activations fill it first.
+The actor is then created with a label selector on that node's id and a fallback to any
+other node (node_options): if that node cannot take it (it died meanwhile), Ray places it
+elsewhere rather than leaving the route down. When a node dies, Ray restarts its actors
+on the survivors; each records where it really runs (record()). Routes are not moved
+when a node joins (a move is a short outage of the route): new activations fill it.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from typing import Any
 
 import ray
 import redis
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import keys
 
 log = logging.getLogger(__name__)
+
+#: the label Ray gives every node: its id (hex)
+NODE_LABEL = "ray.io/node-id"
 
 #: KEYS[1] placement hash; ARGV[1] route id; ARGV[2..] alive node ids, preferred first.
 #: A route whose recorded node is still alive stays there (front ends racing to activate
@@ -69,6 +71,19 @@ def preference(route_id: str, nodes: list[str]) -> list[str]:
     return sorted(nodes, key=weight, reverse=True)
 
 
+def node_options(node: str) -> dict[str, Any]:
+    """Run on `node`, or on any other node when it cannot (it died, say).
+
+    A label selector on the node id with a fallback, not a soft
+    NodeAffinitySchedulingStrategy: on one machine with three Ray nodes, Ray placed a
+    soft-affine 0-CPU actor elsewhere about half the time; the selector held every time.
+    """
+    return {
+        "label_selector": {NODE_LABEL: node},
+        "fallback_strategy": [{"label_selector": {NODE_LABEL: f"!{node}"}}],
+    }
+
+
 def record(client: redis.Redis, route_id: str, node_id: str) -> None:
     """Note where an activation really runs (Ray may have placed or restarted it elsewhere),
     so the counts choose() goes by stay true after a node's actors moved."""
@@ -101,18 +116,18 @@ class Placement:
         node = client.eval(_PICK, 1, keys.PLACEMENT, route_id, *order)
         return node.decode() if isinstance(node, bytes) else str(node)
 
-    def strategy(self, route_id: str) -> Any:
-        """The scheduling strategy for a new activation of the route's actor."""
+    def options(self, route_id: str) -> dict[str, Any]:
+        """Ray actor options placing a new activation of the route's actor."""
         try:
             nodes = alive_nodes()
             if len(nodes) < 2:
-                return "DEFAULT"  # one node: nothing to choose
+                return {}  # one node: nothing to choose
             node = self.choose(route_id, nodes)
         except (redis.RedisError, OSError) as exc:
             # placement is an optimisation: a route must still start while Redis hiccups
             log.warning("route placement fell back to SPREAD for %s: %r", route_id, exc)
-            return "SPREAD"
-        return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+            return {"scheduling_strategy": "SPREAD"}
+        return node_options(node)
 
     def close(self) -> None:
         """Close the Redis connection, if any."""

@@ -32,6 +32,10 @@ from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
 _reply = msgspec.msgpack.Decoder(Reply)
+#: the longest a call to a route that has answered before may take (a batch is one
+#: fsync, normally milliseconds; a restart after a crash answers once it has recovered
+#: from Redis, and meanwhile a 503 with Retry-After is the answer anyway)
+CALL_TIMEOUT = 5.0
 
 
 class Channel:
@@ -187,7 +191,16 @@ class Gateway:
             handle = await self._handle(route_id)
             started = time.perf_counter()
             try:
-                raw = await handle.submit.remote(payload)
+                # a frozen actor (its node stalled) never answers, and Ray fails the call
+                # only once the connection breaks, i.e. when the node wakes: bound the
+                # wait so the client hears 503 and retries on the successor (safe: keys).
+                # Not before the route first answered: a cold start may take longer.
+                async with asyncio.timeout(CALL_TIMEOUT if ch.version >= 0 else None):
+                    raw = await handle.submit.remote(payload)
+            except TimeoutError:
+                ch.down = True
+                log.warning("actor call timed out", route_id=route_id, seconds=CALL_TIMEOUT)
+                raise self._unavailable(route_id) from None
             except rex.ActorUnavailableError:
                 # unreachable (e.g. its node died) and Ray's own retries are used up
                 ch.down = True

@@ -15,6 +15,9 @@ import sys
 
 from server.settings import ConfigError, Settings
 
+#: exit code of a front end whose Ray cluster went away for good (see server/raywatch.py)
+RAY_LOST = 3
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
@@ -103,11 +106,22 @@ def serve(settings: Settings) -> int:
         # before, during or after serving ends in a clean shutdown and exit code 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop_serving)
+
+        def ray_lost() -> None:
+            server.should_exit = True  # a plain flag: safe from the watch's thread
+
+        runtime.watch_ray(ray_lost)
         server.run()
     finally:
         # idempotent: a second SIGINT/SIGTERM (make + process group) must not break it
         runtime.stop()
-    return 0
+    code = RAY_LOST if runtime.ray_lost else 0
+    if runtime.ray_lost or runtime.ray_stuck:
+        # Ray's own exit hooks would wait for the gone GCS: leave without them
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 
 import ray
 import structlog
@@ -17,9 +19,12 @@ from actors.config import NAMESPACE
 from actors.redis_server import EmbeddedRedis
 from actors.supervisor import RedisSupervisor
 from server.preflight import StartupError
+from server.raywatch import RayWatch
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.runtime")
+
+_RAY_SHUTDOWN_SECONDS = 5.0
 
 
 class Runtime:
@@ -34,6 +39,9 @@ class Runtime:
         self._stopped = False
         #: the start-up checks (server.preflight) already judged the external Redis
         self.preflighted = False
+        self.ray_watch: RayWatch | None = None
+        #: ray.shutdown() did not return: the process must not wait for Ray's atexit hooks
+        self.ray_stuck = False
 
     def start(self) -> None:
         """Start the embedded Redis (unless TICKETD_REDIS_URL is set) and join/start Ray.
@@ -73,6 +81,19 @@ class Runtime:
                 f"start Ray (ray start --head) or correct TICKETD_RAY_ADDRESS."
             ) from None
 
+    def watch_ray(self, on_lost: Callable[[], None]) -> None:
+        """Call on_lost (once, from a thread) when this front end's Ray is gone for good."""
+        if not ray.is_initialized() or self.settings.ray_lost_seconds <= 0:
+            return
+        address = ray.get_runtime_context().gcs_address
+        self.ray_watch = RayWatch(address, self.settings.ray_lost_seconds, on_lost)
+        self.ray_watch.start()
+
+    @property
+    def ray_lost(self) -> bool:
+        """Whether the Ray watch gave up on the cluster."""
+        return self.ray_watch is not None and self.ray_watch.lost
+
     def _init_ray(self) -> None:
         if not ray.is_initialized():
             address = self.settings.ray_address
@@ -100,11 +121,24 @@ class Runtime:
         if self._stopped:
             return
         self._stopped = True
-        if self._owns_ray:
-            try:
-                ray.shutdown()
-            except Exception as exc:  # shutting down: report, keep going
-                log.warning("ray shutdown failed", error=repr(exc))
+        if self.ray_watch is not None:
+            self.ray_watch.stop()
+        if self._owns_ray and not self.ray_lost:
+            # bounded: with its GCS gone, ray.shutdown() can block for good
+            done = threading.Event()
+
+            def shutdown() -> None:
+                try:
+                    ray.shutdown()
+                except Exception as exc:  # shutting down: report, keep going
+                    log.warning("ray shutdown failed", error=repr(exc))
+                finally:
+                    done.set()
+
+            threading.Thread(target=shutdown, name="ray-shutdown", daemon=True).start()
+            if not done.wait(_RAY_SHUTDOWN_SECONDS):
+                self.ray_stuck = True
+                log.warning("ray shutdown timed out", seconds=_RAY_SHUTDOWN_SECONDS)
         if self.supervisor is not None:
             self.supervisor.close()
             log.info("embedded redis stopped")

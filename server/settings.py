@@ -74,6 +74,8 @@ class Settings:
     snapshot_every: int = 2000
     #: an idle route actor (no calls) deactivates after this long, freeing ~70 MB; 0: never
     idle_seconds: float = 900.0
+    #: a front end whose Ray GCS stays unreachable this long exits (code 3); 0: never
+    ray_lost_seconds: float = 30.0
     log_json: bool | None = None
 
     @classmethod
@@ -102,6 +104,7 @@ class Settings:
             availability_refresh=_float(env, "AVAILABILITY_REFRESH", 0.25, 0.0, 60.0),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 2000, 10, 10_000_000),
             idle_seconds=_float(env, "IDLE_SECONDS", 900.0, 0.0, 86400 * 30),
+            ray_lost_seconds=_float(env, "RAY_LOST_SECONDS", 30.0, 0.0, 86400.0),
             log_json=None if not log_json else _bool(env, "LOG_JSON", False),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:

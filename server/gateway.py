@@ -42,6 +42,7 @@ class Channel:
     """One route as this front end sees it: definition, batch queue, availability."""
 
     __slots__ = (
+        "answered",
         "classes",
         "down",
         "fetched",
@@ -68,6 +69,8 @@ class Channel:
         self.refreshing: asyncio.Task[None] | None = None
         #: the last call found the actor unreachable; cleared by the next call that succeeds
         self.down = False
+        #: the actor handle that last answered (calls on it are bounded by CALL_TIMEOUT)
+        self.answered: Any = None
 
     def take(self, reply: Reply) -> None:
         """Adopt a reply's availability unless we already hold a newer one."""
@@ -194,8 +197,10 @@ class Gateway:
                 # a frozen actor (its node stalled) never answers, and Ray fails the call
                 # only once the connection breaks, i.e. when the node wakes: bound the
                 # wait so the client hears 503 and retries on the successor (safe: keys).
-                # Not before the route first answered: a cold start may take longer.
-                async with asyncio.timeout(CALL_TIMEOUT if ch.version >= 0 else None):
+                # Only on a handle that answered before: a fresh activation (first use,
+                # after idle deactivation) may take longer to start.
+                warm = handle is ch.answered
+                async with asyncio.timeout(CALL_TIMEOUT if warm else None):
                     raw = await handle.submit.remote(payload)
             except TimeoutError:
                 ch.down = True
@@ -219,6 +224,7 @@ class Gateway:
             finally:
                 metrics.ACTOR_CALL.observe(time.perf_counter() - started)
             ch.down = False
+            ch.answered = handle
             reply = _reply.decode(raw)
             ch.take(reply)
             return reply.results

@@ -36,6 +36,8 @@ _reply = msgspec.msgpack.Decoder(Reply)
 #: fsync, normally milliseconds; a restart after a crash answers once it has recovered
 #: from Redis, and meanwhile a 503 with Retry-After is the answer anyway)
 CALL_TIMEOUT = 5.0
+#: the longest the hold keeper waits for one route's sweep (it may activate the route)
+_SWEEP_TIMEOUT = 30.0
 
 
 class Channel:
@@ -270,7 +272,13 @@ class Gateway:
         for attempt in (1, 2):
             handle = await self._handle(route_id)
             try:
-                raw = await handle.availability.remote()
+                # bounded like _send: a frozen actor would hold every reader until it wakes
+                async with asyncio.timeout(CALL_TIMEOUT if handle is ch.answered else None):
+                    raw = await handle.availability.remote()
+            except TimeoutError:
+                if ch.matrix is not None:
+                    return  # serve the last known figures rather than fail a read
+                raise self._unavailable(route_id) from None
             except rex.ActorDiedError:
                 self.directory.forget(route_id)
                 if attempt == 2:
@@ -310,7 +318,9 @@ class Gateway:
                         continue
                     handle = await self._handle(route_id)
                     try:
-                        await handle.sweep.remote()
+                        # bounded: one frozen actor must not stop expiry for every route
+                        async with asyncio.timeout(_SWEEP_TIMEOUT):
+                            await handle.sweep.remote()
                     except rex.ActorDiedError:
                         self.directory.forget(route_id)
             except asyncio.CancelledError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +78,7 @@ def ray_head() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
         for pid in _pids_with(tmp):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _front_end(address: str, redis_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -25,7 +25,7 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors import journal, keys, routes_store
+from actors import journal, keys, placement, routes_store, zombie
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
@@ -76,6 +76,7 @@ class RouteActor:
         sync = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.epoch = journal.activate(sync, route_id)
+            placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
         finally:
@@ -85,6 +86,7 @@ class RouteActor:
         self._pending: list[tuple[list[Command], Sink]] = []
         self._writer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None  # see actors/zombie.py
         self._journal: journal.Journal | None = None
         self._plane: asyncio.Task[PlaneServer] | None = None
         self._snapshotting: asyncio.Task[None] | None = None
@@ -386,6 +388,11 @@ class RouteActor:
     def _start_tasks(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop())
+            node_id = ray.get_runtime_context().get_node_id()
+            client = self._get_journal().client
+            self._watch = asyncio.create_task(
+                zombie.exit_when_superseded(client, self.route_id, self.epoch, node_id)
+            )
 
     async def _sweep_loop(self) -> None:
         while not self._fenced:

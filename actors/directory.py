@@ -8,6 +8,7 @@ import ray
 
 from actors.actor import RouteActor
 from actors.config import NAMESPACE, ActorConfig
+from actors.placement import Placement
 
 RemoteRouteActor = ray.remote(RouteActor)
 
@@ -17,11 +18,16 @@ def actor_name(route_id: str) -> str:
     return f"route:{route_id}"
 
 
-def get_or_create(route_id: str, config: ActorConfig) -> Any:
+def get_or_create(
+    route_id: str, config: ActorConfig, placement: dict[str, Any] | None = None
+) -> Any:
     """The route's actor handle, creating the actor on first use.
 
     Blocking (a GCS round trip): callers cache handles and call this off the event loop.
+    `placement` (Ray options from actors/placement.py) places a new actor; an existing
+    one stays put. Without it, Ray's best-effort SPREAD.
     """
+    where = placement if placement is not None else {"scheduling_strategy": "SPREAD"}
     return RemoteRouteActor.options(
         name=actor_name(route_id),
         namespace=NAMESPACE,
@@ -34,8 +40,16 @@ def get_or_create(route_id: str, config: ActorConfig) -> Any:
         # placement only: the actor idles on I/O most of the time, and a 0-CPU request lets
         # a node host many routes instead of one per core
         num_cpus=0,
-        scheduling_strategy="SPREAD",
+        **where,
     ).remote(route_id, config)
+
+
+def existing(route_id: str) -> Any | None:
+    """The route's live actor handle, or None if it has none (blocking: a GCS lookup)."""
+    try:
+        return ray.get_actor(actor_name(route_id), namespace=NAMESPACE)
+    except ValueError:
+        return None
 
 
 class Directory:
@@ -44,12 +58,18 @@ class Directory:
     def __init__(self, config: ActorConfig) -> None:
         self.config = config
         self._handles: dict[str, Any] = {}
+        self._placement = Placement(config.redis_url)
 
     def get(self, route_id: str) -> Any:
         """Cached handle, or get-or-create (blocking on a miss)."""
         handle = self._handles.get(route_id)
         if handle is None:
-            handle = get_or_create(route_id, self.config)
+            # placement only for an actor that is not there yet (placement.py); two front
+            # ends racing still end with one actor (get_if_exists)
+            handle = existing(route_id)
+            if handle is None:
+                where = self._placement.options(route_id)
+                handle = get_or_create(route_id, self.config, where)
             self._handles[route_id] = handle
         return handle
 

@@ -17,6 +17,9 @@ ROUTES = f"{PREFIX}:routes"
 #: it would need the route's slot: ticketd targets one Redis primary (+ replicas).
 HOLDS = f"{PREFIX}:holds"
 
+#: hash route_id -> Ray node id (hex) its latest activation was placed on (actors/placement.py)
+PLACEMENT = f"{PREFIX}:placement"
+
 
 def journal(route_id: str) -> str:
     """Stream of event batches of a route (field `e`: msgpack list of events)."""

@@ -72,6 +72,8 @@ class EmbeddedRedis:
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        #: where the log stood when the current server was spawned: its own lines follow
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -91,12 +93,26 @@ class EmbeddedRedis:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def returncode(self) -> int | None:
+        """Exit status of the owned server once it has exited (negative: killed by a signal)."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
+    def logfile(self) -> Path:
+        """The server's own log (its stdout and stderr too)."""
+        return self._dir / _LOGFILE
+
+    @property
     def pidfile(self) -> Path:
         """Where the pid, port and binary of the current server are recorded."""
         return self._dir / _PIDFILE
 
-    def start(self, timeout: float = 10.0) -> str:
-        """Start the server, stopping any leftover on this data dir, and return its URL."""
+    def start(self, timeout: float = 10.0, keep_port: bool = False) -> str:
+        """Start the server, stopping any leftover on this data dir, and return its URL.
+
+        With keep_port, a restart must come back on the port it had (clients hold its URL):
+        a taken port is then an error, not a reason to pick another one.
+        """
         if self.running:
             return self.url
         self._proc = None
@@ -106,7 +122,7 @@ class EmbeddedRedis:
         self._stop_leftover(deadline)
         # A port we picked can be taken between picking and binding; try a fresh one then.
         # An explicit port is the caller's promise, so its failure is reported at once.
-        attempts_left = 1 if self._fixed_port is not None else 3
+        attempts_left = 1 if self._fixed_port is not None or keep_port else 3
         while True:
             if self._port is None:
                 self._port = _free_port()
@@ -186,6 +202,7 @@ class EmbeddedRedis:
         # Errors before the server opens its logfile (a bad directive) go to stderr:
         # send them to the same log so start() can quote them.
         with open(self._dir / _LOGFILE, "ab") as log_file:
+            self._log_offset = log_file.tell()
             return subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -234,6 +251,32 @@ class EmbeddedRedis:
         if _read_pid(self.pidfile) == pid:
             with contextlib.suppress(FileNotFoundError):
                 self.pidfile.unlink()
+
+    def last_words(self) -> str:
+        """What the current (or last) server logged as its reason to fail, or ''.
+
+        Redis marks warnings with '#' (`pid:role date time # text`); fatal start-up errors
+        ("Bad file format reading the append only file", "No space left on device") are
+        among them. Only lines written since that server was spawned count.
+        """
+        try:
+            with open(self._dir / _LOGFILE, "rb") as f:
+                f.seek(self._log_offset)
+                text = f.read(256 * 1024).decode(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        warnings = [ln.split(" # ", 1)[1] for ln in lines if " # " in ln]
+        # start-up advice ("WARNING Memory overcommit must be enabled!") is no cause of death
+        warnings = [w for w in warnings if not w.startswith("WARNING")]
+        # the bug report of a crash ends in boilerplate; its first warning names the cause
+        fatal = [w for w in warnings if "BUG REPORT" not in w and not w.startswith("=")]
+        if fatal:
+            return fatal[-1]
+        if any("Ready to accept connections" in ln for ln in lines):
+            return ""  # it served, then died without a word (SIGKILL, say)
+        # never got going: errors about the command line are plain lines on stderr
+        return lines[-1] if lines else ""
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

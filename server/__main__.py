@@ -15,6 +15,9 @@ import sys
 
 from server.settings import ConfigError, Settings
 
+#: exit code of a front end whose Ray cluster went away for good (see server/raywatch.py)
+RAY_LOST = 3
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
@@ -27,9 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=float, default=86400.0, help="validity in seconds")
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env().with_secret()
+        settings = Settings.from_env()
+        settings = settings.with_secret()
     except ConfigError as exc:
         print(f"ticketd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the generated JWT and cluster secrets live in DATA_DIR
+        print(
+            f"ticketd: cannot start: TICKETD_DATA_DIR={str(settings.data_dir)!r} is not a "
+            f"writable directory for the generated secrets ({exc.strerror}); point it at "
+            f"one, or set TICKETD_JWT_SECRET and TICKETD_CLUSTER_SECRET.",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "token":
         from server.auth import mint
@@ -41,17 +53,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     """Start Redis/Ray, serve HTTP until SIGINT/SIGTERM, then stop everything."""
+    import structlog
+
+    from server import logs, preflight
+
+    logs.configure(settings.log_json)
+    log = structlog.get_logger("ticketd")
+    # everything that can be judged before Ray starts (Ray itself is not even imported yet)
+    try:
+        warnings = preflight.check(settings)
+    except preflight.StartupError as exc:
+        print(f"ticketd: cannot start: {exc}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        log.warning("redis durability", detail=warning)
+
     import uvicorn
 
-    from server import logs
     from server.app import create_app
     from server.runtime import Runtime
 
-    logs.configure(settings.log_json)
     runtime = Runtime(settings)
+    runtime.preflighted = True
     try:
-        # on the main thread, before uvicorn: see server/runtime.py
-        runtime.start()
+        try:
+            # on the main thread, before uvicorn: see server/runtime.py
+            runtime.start()
+        except preflight.StartupError as exc:
+            print(f"ticketd: cannot start: {exc}", file=sys.stderr)
+            return 2
         app = create_app(settings, runtime)
         config = uvicorn.Config(
             app,
@@ -76,11 +106,22 @@ def serve(settings: Settings) -> int:
         # before, during or after serving ends in a clean shutdown and exit code 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop_serving)
+
+        def ray_lost() -> None:
+            server.should_exit = True  # a plain flag: safe from the watch's thread
+
+        runtime.watch_ray(ray_lost)
         server.run()
     finally:
         # idempotent: a second SIGINT/SIGTERM (make + process group) must not break it
         runtime.stop()
-    return 0
+    code = RAY_LOST if runtime.ray_lost else 0
+    if runtime.ray_lost or runtime.ray_stuck:
+        # Ray's own exit hooks would wait for the gone GCS: leave without them
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

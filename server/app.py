@@ -239,6 +239,11 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     checks = await _svc(request).gateway.ready()
+    runtime: Runtime | None = request.app.state.runtime
+    problem = None if runtime is None else runtime.redis_problem()
+    if problem is not None:
+        # the supervisor knows more than a failed PING: why, and what it does about it
+        checks["redis"] = f"failing: {problem}"
     ok = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
@@ -327,9 +332,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         if rt is None:
             rt = Runtime(settings)
             rt.start()
+        app.state.runtime = rt
         client = redis_client(rt.redis_url)
         try:
-            if settings.redis_url:
+            if settings.redis_url and not rt.preflighted:
                 warning = await check_persistence(client, settings.allow_volatile)
                 if warning:
                     log.warning("redis durability", detail=warning)

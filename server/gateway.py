@@ -46,6 +46,8 @@ _MARK_CACHED = """
 return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV[1])
 """
 _reply = msgspec.msgpack.Decoder(Reply)
+#: the longest the hold keeper waits for one route's sweep (it may activate the route)
+_SWEEP_TIMEOUT = 30.0
 
 
 class Channel:
@@ -384,7 +386,9 @@ class Gateway:
                         continue
                     handle = await self._handle(route_id)
                     try:
-                        await handle.sweep.remote()
+                        # bounded: one frozen actor must not stop expiry for every route
+                        async with asyncio.timeout(_SWEEP_TIMEOUT):
+                            await handle.sweep.remote()
                     except rex.ActorDiedError:
                         self.directory.forget(route_id)
             except asyncio.CancelledError:

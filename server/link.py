@@ -49,7 +49,7 @@ class Link(asyncio.Protocol):
         *,
         unix: bool,
         timeout: float = 2.0,
-        request_timeout: float = 10.0,
+        request_timeout: float = 5.0,
         label: str = "",
     ) -> Link:
         """Connect and authenticate (AuthFailed, OSError or TimeoutError otherwise).

@@ -84,6 +84,8 @@ class Settings:
     snapshot_every: int = 2000
     #: an idle route actor (no calls) deactivates after this long, freeing ~70 MB; 0: never
     idle_seconds: float = 900.0
+    #: a front end whose Ray GCS stays unreachable this long exits (code 3); 0: never
+    ray_lost_seconds: float = 30.0
     log_json: bool | None = None
     #: HMAC key of the data plane to the route actors; the same on every node of a cluster
     cluster_secret: str = field(default="", repr=False)
@@ -91,9 +93,11 @@ class Settings:
     plane_transport: str = "auto"
     #: seconds to connect and authenticate to a route actor's data plane
     plane_connect_timeout: float = 2.0
-    #: a request unanswered this long cuts the connection (503): a frozen actor keeps its
-    #: socket open. Above the actor's 5 s Redis write timeout, so a slow write still answers.
-    plane_request_timeout: float = 10.0
+    #: a request unanswered this long cuts the connection (503, safe to retry): a frozen
+    #: actor (its node stalled) keeps its socket open and would hold its callers until it
+    #: wakes. A batch is one fsync, normally milliseconds; the actor itself gives up on a
+    #: Redis write after 5 s and answers "unavailable" then.
+    plane_request_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,10 +125,11 @@ class Settings:
             availability_refresh=_float(env, "AVAILABILITY_REFRESH", 0.25, 0.0, 60.0),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 2000, 10, 10_000_000),
             idle_seconds=_float(env, "IDLE_SECONDS", 900.0, 0.0, 86400 * 30),
+            ray_lost_seconds=_float(env, "RAY_LOST_SECONDS", 30.0, 0.0, 86400.0),
             log_json=None if not log_json else _bool(env, "LOG_JSON", False),
             cluster_secret=env.get("TICKETD_CLUSTER_SECRET") or "",
             plane_transport=_choice(env, "PLANE_TRANSPORT", "auto", ("auto", "tcp")),
-            plane_request_timeout=_float(env, "PLANE_REQUEST_TIMEOUT", 10.0, 0.5, 600.0),
+            plane_request_timeout=_float(env, "PLANE_REQUEST_TIMEOUT", 5.0, 0.5, 600.0),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)

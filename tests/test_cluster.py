@@ -1,4 +1,4 @@
-"""Scale-out (DESIGN.md §7): route actors spread over Ray nodes and survive losing one.
+"""Scale-out (DESIGN.md §7): route actors spread over Ray nodes and survive losing them.
 
 The cluster runs in tests/cluster_scenario.py, in a subprocess: this pytest session may
 already hold a local Ray of its own, and one process can be the driver of only one.
@@ -17,13 +17,16 @@ import pytest
 from http_helpers import AppFactory, Ids, Tokens
 
 SCENARIO = Path(__file__).with_name("cluster_scenario.py")
-#: node death is noticed by Ray's GCS health checks (~15 s with Ray's defaults), then the
-#: actors restart on 1-CPU nodes one worker at a time; a loaded shared box needs slack
-MAX_RECOVERY = 45.0
+#: the issue's bounds: routes of a killed node serve again within 10 s, of a frozen one
+#: within 15 s (GCS health checks of deploy/ray_system_config.json)
+MAX_RECOVERY_CRASH = 10.0
+MAX_RECOVERY_FREEZE = 15.0
 
 
-def _run_scenario(out: Path, *flags: str, timeout: float = 270.0) -> dict[str, Any]:
-    cmd = [sys.executable, str(SCENARIO), "--out", str(out), "--max-recovery", str(MAX_RECOVERY)]
+def _run_scenario(out: Path, *flags: str, timeout: float = 330.0) -> dict[str, Any]:
+    cmd = [sys.executable, str(SCENARIO), "--out", str(out)]
+    cmd += ["--max-recovery-crash", str(MAX_RECOVERY_CRASH)]
+    cmd += ["--max-recovery-freeze", str(MAX_RECOVERY_FREEZE)]
     proc = subprocess.Popen([*cmd, *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         output, _ = proc.communicate(timeout=timeout)
@@ -42,30 +45,46 @@ def _run_scenario(out: Path, *flags: str, timeout: float = 270.0) -> dict[str, A
     return res
 
 
+def _summary(res: dict[str, Any]) -> str:
+    drop = ("outage_trace", "_tail", "front_end_log_tails")
+    short = {k: v for k, v in res.items() if k not in drop}
+    for phase in ("crash", "freeze"):
+        if isinstance(short.get(phase), dict):
+            short[phase] = {k: v for k, v in short[phase].items() if k != "outage_trace"}
+    return f"{json.dumps(short, indent=1)}\n{res['_tail']}"
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(360)
-def test_route_actors_survive_losing_a_node_under_load(tmp_path: Path) -> None:
-    res = _run_scenario(tmp_path / "result.json", "--crash")
-    summary = {k: v for k, v in res.items() if k not in ("outage_trace", "_tail")}
-    why = f"{json.dumps(summary, indent=1)}\n{res['_tail']}"
+@pytest.mark.timeout(420)
+def test_routes_spread_and_survive_a_killed_and_a_frozen_node_under_load(tmp_path: Path) -> None:
+    res = _run_scenario(tmp_path / "result.json")
+    why = _summary(res)
     assert "error" not in res, why
-    # (a) actors spread, two front ends on the same routes never sell a seat twice
-    assert res["nodes_used_before"] >= 2, why
+    # (a) placement: 6 routes on 3 nodes, 2 each; a node that joins takes the new ones
+    assert res["routes_per_node_before"] == [2, 2, 2], why
+    assert res["join"]["new_routes_on_joined_node"] >= 2, why
+    # (b) no false death: heavy load alone declares no node dead, nor does the whole run
+    # declare dead any node but the two victims
+    assert res["busy"]["requests"] > 1000 and res["busy"]["nodes_declared_dead"] == [], why
+    assert res["false_node_deaths"] == [], why
+    # (c) a killed node's routes serve again within 10 s, a frozen node's within 15 s,
+    # through both front ends; the frozen node's old actors exit once it wakes
+    crash, freeze = res["crash"], res["freeze"]
+    assert crash["moved_routes"] and crash["old_actors_exited"], why
+    assert crash["recovery_seconds"] is not None, why
+    assert crash["recovery_seconds"] <= MAX_RECOVERY_CRASH, why
+    assert freeze["moved_routes"] and freeze["old_actors_exited"], why
+    assert freeze["recovery_seconds"] is not None, why
+    assert freeze["recovery_seconds"] <= MAX_RECOVERY_FREEZE, why
+    assert freeze["frozen_for_seconds"] > freeze["recovery_seconds"], why
+    # (d) nothing acknowledged lost, nothing sold twice, no retry booked twice
     assert res["acknowledged"] > 500, why
-    assert res["double_sold"] == 0, why
-    assert res["duplicated"] == 0, why
-    assert res["front_ends_agree"], why
-    # (b) the node's actors came back elsewhere with every acknowledged booking intact
-    assert res["moved_routes"] and res["old_actors_exited"], why
-    assert res["moved_routes_now_on_survivors"], why
-    assert res["lost"] == 0, why
-    assert res["indeterminate_unresolved"] == 0, why
-    assert res["recovery_seconds"] is not None and res["recovery_seconds"] <= MAX_RECOVERY, why
-    assert res["routes_serving"], why
-    # while a route's actor is unreachable, every client gets an answer (none waits until it
-    # gives up), and the 503s come at once rather than each after Ray's retries (one call
-    # in flight probes the actor)
-    outage = res["phases"]["outage/moved"]
+    assert res["lost"] == 0 and res["double_sold"] == 0 and res["duplicated"] == 0, why
+    assert res["front_ends_agree"] and res["routes_now_on_live_nodes"], why
+    assert res["indeterminate_unresolved"] == 0 and res["routes_serving"], why
+    # while a killed node's actor is unreachable, every client gets an answer, and the
+    # 503s come at once (one call in flight probes the actor)
+    outage = crash["phases"]["outage/moved"]
     assert "0" not in outage["statuses"], why
     if outage["median_503_latency_s"] is not None:
         assert outage["median_503_latency_s"] < 1.0, why

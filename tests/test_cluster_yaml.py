@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -153,3 +154,24 @@ def test_node_script_and_env_example_exist(config: Config) -> None:
     for name in ("TICKETD_REDIS_URL", "TICKETD_JWT_SECRET", "TICKETD_CLUSTER_SECRET"):
         assert re.search(rf"^{name}=", env_example, re.M), name
     assert config["file_mounts"]["~/ticketd"] == "."
+
+
+def test_head_gets_the_health_check_settings_the_cluster_test_uses(config: Config) -> None:
+    # one file, read by cluster.yaml's head `ray start` and by tests/cluster_scenario.py
+    path = REPO / "deploy" / "ray_system_config.json"
+    settings = json.loads(path.read_text())
+    assert set(settings) == {
+        "health_check_period_ms",
+        "health_check_timeout_ms",
+        "health_check_failure_threshold",
+    }
+    # every key is one of Ray's own config names (a typo would be ignored silently)
+    from ray._raylet import Config as RayConfig
+
+    for key, value in settings.items():
+        assert isinstance(getattr(RayConfig, key)(), int) and isinstance(value, int), key
+    head = [c for c in config["head_start_ray_commands"] if "ray start --head" in c]
+    assert len(head) == 1
+    assert '--system-config="$(cat ~/ticketd/deploy/ray_system_config.json)"' in head[0]
+    workers = " ".join(config["worker_start_ray_commands"])
+    assert "--system-config" not in workers, "only the head's GCS runs health checks"

@@ -1,0 +1,136 @@
+"""Where a new route actor runs: the alive node holding the fewest routes (DESIGN §7).
+
+Ray's SPREAD strategy is best-effort for 0-CPU actors: in one of four two-node runs all
+six route actors landed on one node, whose failure would then take every route. So a
+route's node is chosen here, when its actor is activated, over the nodes alive at that
+moment (a node that joined counts at once, one that left no longer does):
+
+- a route whose last node is still alive goes back there;
+- otherwise the node with the fewest routes placed on it wins: N nodes hold about 1/N;
+- ties go by rendezvous hashing of (route, node), so the choice is deterministic and
+  different routes prefer different nodes;
+- the choice and its count live in one Redis hash, updated by one script, so front ends
+  activating routes at the same moment still spread them instead of all picking the
+  same least-loaded node.
+
+The actor is then created with a label selector on that node's id and a fallback to any
+other node (node_options): if that node cannot take it (it died meanwhile), Ray places it
+elsewhere rather than leaving the route down. When a node dies, Ray restarts its actors
+on the survivors; each records where it really runs (record()). Routes are not moved
+when a node joins (a move is a short outage of the route): new activations fill it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Any
+
+import ray
+import redis
+
+from actors import keys
+
+log = logging.getLogger(__name__)
+
+#: the label Ray gives every node: its id (hex)
+NODE_LABEL = "ray.io/node-id"
+
+#: KEYS[1] placement hash; ARGV[1] route id; ARGV[2..] alive node ids, preferred first.
+#: A route whose recorded node is still alive stays there (front ends racing to activate
+#: one route agree, and its count stays true); else count routes per alive node, record
+#: the least loaded as the route's node and return it.
+_PICK = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+for i = 2, #ARGV do
+  if ARGV[i] == current then return current end
+end
+local counts = {}
+for i = 2, #ARGV do counts[ARGV[i]] = 0 end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local node = all[i + 1]
+  if all[i] ~= ARGV[1] and counts[node] ~= nil then counts[node] = counts[node] + 1 end
+end
+local best, least = ARGV[2], counts[ARGV[2]]
+for i = 3, #ARGV do
+  if counts[ARGV[i]] < least then best, least = ARGV[i], counts[ARGV[i]] end
+end
+redis.call('HSET', KEYS[1], ARGV[1], best)
+return best
+"""
+
+
+def preference(route_id: str, nodes: list[str]) -> list[str]:
+    """The nodes in this route's rendezvous-hash order (deterministic, differs per route)."""
+
+    def weight(node: str) -> bytes:
+        return hashlib.blake2b(f"{route_id}|{node}".encode(), digest_size=8).digest()
+
+    return sorted(nodes, key=weight, reverse=True)
+
+
+def node_options(node: str) -> dict[str, Any]:
+    """Run on `node`, or on any other node when it cannot (it died, say).
+
+    A label selector on the node id with a fallback, not a soft
+    NodeAffinitySchedulingStrategy: on one machine with three Ray nodes, Ray placed a
+    soft-affine 0-CPU actor elsewhere about half the time; the selector held every time.
+    """
+    return {
+        "label_selector": {NODE_LABEL: node},
+        "fallback_strategy": [{"label_selector": {NODE_LABEL: f"!{node}"}}],
+    }
+
+
+def record(client: redis.Redis, route_id: str, node_id: str) -> None:
+    """Note where an activation really runs (Ray may have placed or restarted it elsewhere),
+    so the counts choose() goes by stay true after a node's actors moved."""
+    client.hset(keys.PLACEMENT, route_id, node_id)
+
+
+def alive_nodes() -> list[str]:
+    """Ids (hex) of the nodes the GCS considers alive (a GCS round trip: blocking)."""
+    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+
+
+class Placement:
+    """Chooses and records the node of each route actor activation."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+        self._client: redis.Redis | None = None
+        self._lock = threading.Lock()  # callers run on worker threads (asyncio.to_thread)
+
+    def choose(self, route_id: str, nodes: list[str]) -> str:
+        """The route's node among `nodes`: its recorded one if there, else the least loaded
+        (ties by rendezvous hash), recorded."""
+        with self._lock:
+            if self._client is None:
+                self._client = redis.Redis.from_url(
+                    self._redis_url, socket_timeout=2, socket_connect_timeout=2
+                )
+            client = self._client
+        order = preference(route_id, nodes)
+        node = client.eval(_PICK, 1, keys.PLACEMENT, route_id, *order)
+        return node.decode() if isinstance(node, bytes) else str(node)
+
+    def options(self, route_id: str) -> dict[str, Any]:
+        """Ray actor options placing a new activation of the route's actor."""
+        try:
+            nodes = alive_nodes()
+            if len(nodes) < 2:
+                return {}  # one node: nothing to choose
+            node = self.choose(route_id, nodes)
+        except (redis.RedisError, OSError) as exc:
+            # placement is an optimisation: a route must still start while Redis hiccups
+            log.warning("route placement fell back to SPREAD for %s: %r", route_id, exc)
+            return {"scheduling_strategy": "SPREAD"}
+        return node_options(node)
+
+    def close(self) -> None:
+        """Close the Redis connection, if any."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

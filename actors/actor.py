@@ -26,9 +26,9 @@ from actors import journal, routes_store
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
-from actors.messages import Command, Sweep, decode_commands, encode
+from actors.messages import Command, Event, Sweep, decode_commands, encode
 from actors.state import RouteState, apply, from_snapshot, to_snapshot
-from actors.views import Result, availability_matrix
+from actors.views import Record, Result, availability_matrix, record
 
 log = structlog.get_logger("ticketd.actor")
 
@@ -76,6 +76,7 @@ class RouteActor:
             self.epoch = journal.activate(sync, route_id)
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
+            self._publish_availability(sync)
         finally:
             sync.close()
         self.recovery_seconds = time.perf_counter() - started
@@ -186,8 +187,11 @@ class RouteActor:
         # decide and apply the whole batch with no await in between: the actor stays serial
         events, results = run_batch(self.state, commands, self.policy, time.time())
         if events:
+            matrix, stored, records = self._buyer_reads(events)
             try:
-                append = self._get_journal().append(encode(events), self._next_deadline())
+                append = self._get_journal().append(
+                    encode(events), self._next_deadline(), stored, records
+                )
                 # asyncio.timeout, not wait_for: no extra task per write on the hot path
                 async with asyncio.timeout(self.config.write_timeout):
                     self.last_id = await append
@@ -204,13 +208,33 @@ class RouteActor:
                 return self._unavailable(sizes, "Storage did not confirm; retry with the same key.")
             self.since_snapshot += len(events)
             self._batches += 1
-            self._matrix = availability_matrix(self.state)
+            self._matrix = matrix
         out: list[bytes] = []
         at = 1  # results[0] answers the internal Sweep
         for size in sizes:
             out.append(encode(Reply(results[at : at + size], self._version, self._matrix)))
             at += size
         return out
+
+    def _buyer_reads(self, events: list[Event]) -> tuple[dict[str, list[int]], bytes, list[Record]]:
+        """What a batch's append also stores for reads that wake no actor: the availability
+        after it (as the reply will carry it) and the latest record of each booking it
+        changed (for its user's list)."""
+        matrix = availability_matrix(self.state)
+        stored = journal.encode_availability(self.epoch << 32 | (self._batches + 1), matrix)
+        changed = dict.fromkeys(e.booking_id for e in events)
+        return matrix, stored, [record(self.state.bookings[bid]) for bid in changed]
+
+    def _publish_availability(self, client: redis.Redis) -> None:
+        """Store the recovered availability at once: a route journalled before stored
+        availability existed (or whose last write failed) then has it too."""
+        # version epoch << 32: newer than anything an earlier activation stored
+        stored = journal.encode_availability(self.epoch << 32, availability_matrix(self.state))
+        try:
+            journal.publish_availability(client, self.route_id, self.epoch, stored)
+        except journal.Fenced:
+            # a newer activation already exists: this one is fenced at its first append
+            log.warning("route actor fenced at activation", route_id=self.route_id)
 
     def _next_deadline(self) -> float | None:
         """Earliest deadline of a live hold; drops stale heap entries on the way."""

@@ -107,6 +107,10 @@ class Gateway:
         # routes never change once created, so the definition is cached for good
         return self._channels.setdefault(route_id, Channel(route))
 
+    def peek(self, route_id: str) -> Channel | None:
+        """The route's channel if this front end has one, without loading anything."""
+        return self._channels.get(route_id)
+
     # ---- commands -----------------------------------------------------------------
 
     def admit(self, ch: Channel) -> None:

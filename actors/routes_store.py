@@ -55,12 +55,6 @@ async def fetch(client: aredis.Redis, route_id: str) -> RouteDef:
     return RouteDef.from_dict(json.loads(raw))
 
 
-async def fetch_all(client: aredis.Redis) -> list[RouteDef]:
-    """Every stored route, sorted by id."""
-    raw = await client.hgetall(keys.ROUTES)
-    return sorted((RouteDef.from_dict(json.loads(v)) for v in raw.values()), key=_by_id)
-
-
 async def fetch_many(client: aredis.Redis, route_ids: list[str]) -> list[RouteDef]:
     """The stored definitions of these ids, in their order (ids with none are skipped)."""
     if not route_ids:
@@ -123,10 +117,6 @@ async def ensure_indexed(client: aredis.Redis) -> int:
             break
     await client.set(keys.ROUTE_INDEX_DONE, b"1")
     return count
-
-
-def _by_id(route: RouteDef) -> str:
-    return route.route_id
 
 
 def fetch_sync(client: redis.Redis, route_id: str) -> RouteDef:

@@ -42,8 +42,14 @@ class RouteOut(RouteIn):
     route_id: Annotated[str, Meta(examples=["G101-20261201"])] = ""
 
 
+Cursor = Annotated[
+    str | None, Meta(description="Pass as ?cursor= for the next page; null on the last page")
+]
+
+
 class RouteList(msgspec.Struct):
     routes: list[RouteOut]
+    next_cursor: Cursor = None
 
 
 class PassengerIn(Strict):
@@ -99,6 +105,24 @@ class AvailabilityOut(msgspec.Struct):
     from_: str = msgspec.field(name="from")
     to: str = ""
     availability: Annotated[dict[str, int], Meta(description="Free seats per class")] = {}
+
+
+class OwnBookingList(msgspec.Struct):
+    bookings: Annotated[list[BookingOut], Meta(description="Newest first")]
+    next_cursor: Cursor = None
+
+
+class TrainOut(msgspec.Struct):
+    route_id: str
+    train: str
+    availability: Annotated[dict[str, int], Meta(description="Free seats per class for the trip")]
+
+
+class SearchOut(msgspec.Struct):
+    date: str
+    from_: str = msgspec.field(name="from")
+    to: str = ""
+    trains: Annotated[list[TrainOut], Meta(description="Sorted by train")] = []
 
 
 class ProblemOut(msgspec.Struct):

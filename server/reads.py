@@ -23,7 +23,7 @@ from server.auth import Authenticator
 from server.gateway import Gateway
 from server.http import endpoint, json_response, route_of_booking
 from server.problems import Problem
-from server.search import Search, encode_trains
+from server.search import Search
 
 #: page sizes: default and most per page
 ROUTES_PAGE = (100, 1000)
@@ -123,6 +123,10 @@ def _bad_cursor() -> Problem:
 @endpoint("search")
 async def search(request: Request) -> Response:
     reads = _reads(request)
+    query: bytes = request.scope["query_string"]
+    body = reads.search.cached(query)
+    if body is not None:
+        return Response(body, media_type="application/json")
     q = _params(request, ("from", "to", "date", "class", "seats"))
     date = _date(q.get("date"), required=True)
     assert date is not None
@@ -144,16 +148,8 @@ async def search(request: Request) -> Response:
                 "routes with their stations).",
                 station=station,
             )
-    trains = await reads.search.trains(date, from_, to)
-    if klass is not None:
-        trains = [t for t in trains if klass in t.availability]
-    if seats:
-        trains = [
-            t
-            for t in trains
-            if (t.availability[klass] if klass else max(t.availability.values())) >= seats
-        ]
-    return json_response({"date": date, "from": from_, "to": to, "trains": encode_trains(trains)})
+    body = await reads.search.answer(query, date, from_, to, klass, seats)
+    return Response(body, media_type="application/json")
 
 
 @endpoint("own_bookings")

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
+import msgspec
 import redis
 import redis.asyncio as aredis
 import structlog
@@ -36,6 +37,8 @@ log = structlog.get_logger("ticketd.search")
 MAX_DATES = 400
 #: station pairs whose candidate list one date index keeps
 _MAX_PAIRS = 20_000
+#: search answers remembered (by raw query string) before the memory is cleared
+_MAX_ANSWERS = 10_000
 #: station names remembered as known or unknown (for the unknown-station answer)
 _MAX_STATIONS = 50_000
 
@@ -59,6 +62,8 @@ class DateIndex:
     pairs: dict[tuple[str, str], list[tuple[str, int, int]]] = field(default_factory=dict)
     checked: float = 0.0
     refreshing: asyncio.Task[None] | None = None
+    #: bumped by every route added (remembered answers of the date go stale)
+    version: int = 0
 
     def add(self, route: RouteDef) -> None:
         """Index one route (idempotent)."""
@@ -68,6 +73,7 @@ class DateIndex:
         for i, station in enumerate(route.stations):
             self.stops.setdefault(station, {})[route.route_id] = i
         self.pairs.clear()
+        self.version += 1
 
     def candidates(self, from_: str, to: str) -> list[tuple[str, int, int]]:
         """(route_id, i, j) of every route stopping at from_ and later at to, by train."""
@@ -81,6 +87,24 @@ class DateIndex:
             self.pairs.clear()
         self.pairs[(from_, to)] = found
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A search answer remembered under its raw query string, with what it was made of."""
+
+    body: bytes
+    index: DateIndex
+    version: int
+    generation: int
+    until: float
+    used: list[tuple[str, dict[str, list[int]], int]]
+
+
+def _most(availability: dict[str, int], klass: str | None) -> int:
+    if klass is not None:
+        return availability[klass]
+    return max(availability.values(), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +133,9 @@ class Search:
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._stations: dict[str, bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answers: dict[bytes, Answer] = {}
+        #: bumped whenever stored figures replace the ones held: remembered answers go stale
+        self._generation = 0
 
     # ---- the index ----------------------------------------------------------------
 
@@ -172,36 +199,98 @@ class Search:
 
     async def trains(self, date: str, from_: str, to: str) -> list[Train]:
         """Every train of the date from `from_` to later `to`, with exact seats per class."""
-        index = await self.date(date)
+        trains, _, _ = await self._trains(await self.date(date), from_, to)
+        return trains
+
+    async def _trains(
+        self, index: DateIndex, from_: str, to: str
+    ) -> tuple[list[Train], list[tuple[str, dict[str, list[int]], int]], float]:
+        """The trains, the figures used (route id, matrix, version), and until when all of
+        those figures are within the refresh interval."""
         found = index.candidates(from_, to)
         now = time.monotonic()
-        stale = [
-            rid for rid, _, _ in found if self._current(rid, now) is None and rid in index.routes
-        ]
+        stale = [rid for rid, _, _ in found if self._pick(rid, now) is None]
         if stale:
             await self._fetch(index, stale)
-        out: list[Train] = []
+        trains: list[Train] = []
+        used: list[tuple[str, dict[str, list[int]], int]] = []
+        until = now + self.refresh
         for rid, i, j in found:
             route = index.routes[rid]
-            matrix = self._current(rid, now, stale_ok=True)
-            assert matrix is not None
+            pick = self._pick(rid, now, stale_ok=True)
+            assert pick is not None
+            matrix, version, fresh_until = pick
+            used.append((rid, matrix, version))
+            until = min(until, fresh_until)
             p = pair_index(i, j, len(route.stations))
-            out.append(Train(route, i, j, {k: row[p] for k, row in matrix.items()}))
-        return out
+            trains.append(Train(route, i, j, {k: row[p] for k, row in matrix.items()}))
+        return trains, used, until
 
-    def _current(
+    def _pick(
         self, route_id: str, now: float, stale_ok: bool = False
-    ) -> dict[str, list[int]] | None:
-        """The newest figures within the refresh interval: this front end's own snapshot
-        (fresh from its last actor reply) or the stored ones, whichever is newer."""
+    ) -> tuple[dict[str, list[int]], int, float] | None:
+        """(matrix, version, fresh until) of the newest figures within the refresh interval:
+        this front end's own snapshot (from its last actor reply) or the stored ones."""
         fig = self._figures.get(route_id)
         ch = self.gateway.peek(route_id)
-        own = ch is not None and ch.matrix is not None and now - ch.fetched <= self.refresh
-        if own and ch is not None and (fig is None or ch.version >= fig.version):
-            return ch.matrix
+        if (
+            ch is not None
+            and ch.matrix is not None
+            and now - ch.fetched <= self.refresh
+            and (fig is None or ch.version >= fig.version)
+        ):
+            return ch.matrix, ch.version, ch.fetched + self.refresh
         if fig is not None and (stale_ok or now - fig.fetched <= self.refresh):
-            return fig.matrix
+            return fig.matrix, fig.version, fig.fetched + self.refresh
         return None
+
+    # ---- whole answers ----------------------------------------------------------------
+
+    async def answer(
+        self, query: bytes, date: str, from_: str, to: str, klass: str | None, seats: int
+    ) -> bytes:
+        """The search answer's JSON body, remembered under its raw query string."""
+        index = await self.date(date)
+        version, generation = index.version, self._generation
+        trains, used, until = await self._trains(index, from_, to)
+        if klass is not None:
+            trains = [t for t in trains if klass in t.availability]
+        if seats:
+            trains = [t for t in trains if _most(t.availability, klass) >= seats]
+        body = msgspec.json.encode(
+            {"date": date, "from": from_, "to": to, "trains": encode_trains(trains)}
+        )
+        if len(self._answers) >= _MAX_ANSWERS:
+            self._answers.clear()
+        self._answers[query] = Answer(body, index, version, generation, until, used)
+        return body
+
+    def cached(self, query: bytes) -> bytes | None:
+        """The body of the same search made earlier, if every figure in it is still the
+        newest and within the refresh interval (so it is as exact as a fresh answer)."""
+        hit = self._answers.get(query)
+        if hit is None:
+            return None
+        now = time.monotonic()
+        index = hit.index
+        if (
+            now >= hit.until
+            or hit.generation != self._generation
+            or hit.version != index.version
+            or now - index.checked > self.refresh
+        ):
+            return None
+        peek, refresh = self.gateway.peek, self.refresh
+        for rid, matrix, version in hit.used:
+            ch = peek(rid)
+            if (
+                ch is not None
+                and ch.matrix is not matrix
+                and ch.version > version
+                and now - ch.fetched <= refresh
+            ):
+                return None  # this front end has newer figures of its own (its own write)
+        return hit.body
 
     async def _fetch(self, index: DateIndex, route_ids: list[str]) -> None:
         """Read the stored availability of these routes, one round trip for all of them;
@@ -234,9 +323,10 @@ class Search:
             if raw is not None:
                 stored = journal.decode_availability(raw)
                 old = self._figures.get(rid)
-                if old is None or stored.version >= old.version:
+                if old is None or stored.version > old.version:
                     self._figures[rid] = Figures(stored.version, stored.matrix, now)
-                else:
+                    self._generation += 1
+                else:  # the same figures (or older: a reply already gave us newer ones)
                     old.fetched = now
                 continue
             old = self._figures.get(rid)
@@ -247,11 +337,13 @@ class Search:
             elif not history:
                 # never written to and no actor ever ran: every seat is free
                 self._figures[rid] = Figures(-1, availability_matrix(RouteState.empty(route)), now)
+                self._generation += 1
             else:
                 # journalled before stored availability existed, and no actor has run since:
                 # replay it read-only, once
                 matrix = await asyncio.to_thread(self._replay, rid)
                 self._figures[rid] = Figures(-1, matrix, now)
+                self._generation += 1
 
     def _replay(self, route_id: str) -> dict[str, list[int]]:
         client = redis.Redis.from_url(self.redis_url, socket_timeout=10)

@@ -323,3 +323,42 @@ async def test_bad_searches_are_problems_with_a_sentence(
 async def test_a_repeated_query_parameter_is_refused(api: httpx.AsyncClient) -> None:
     r = await api.get("/v1/search?from=A&from=B&to=C&date=2026-12-01")
     assert_problem(r, 422, "validation")
+
+
+async def test_a_front_end_reads_its_own_writes_at_once_and_others_within_the_refresh(
+    app_factory: AppFactory, token: Tokens, route_id_factory: Ids
+) -> None:
+    mine, theirs = await app_factory(), await app_factory()  # default refresh: 0.25 s
+    admin, alice = token("ops", True), token("alice")
+    date, pool = "2027-04-05", [f"{train_of(route_id_factory)}-{s}" for s in "JK"]
+    body = {"train": train_of(route_id_factory), "date": date, "stations": pool,
+            "coaches": [coach("01", "second", 2, "AB")]}  # fmt: skip
+    rid = await create_route(mine, admin, body)
+
+    async def free(api: httpx.AsyncClient) -> dict[str, int]:
+        trains = await _search(api, date, pool[0], pool[1])
+        return {t["route_id"]: t["availability"]["second"] for t in trains}
+
+    async def eventually(api: httpx.AsyncClient, expected: dict[str, int]) -> float:
+        started = asyncio.get_running_loop().time()
+        while (seen := await free(api)) != expected:
+            waited = asyncio.get_running_loop().time() - started
+            assert waited < 2.0, (seen, expected)
+            await asyncio.sleep(0.02)
+        return asyncio.get_running_loop().time() - started
+
+    for _ in range(3):  # remembered answers, warm on both front ends
+        assert await free(mine) == await free(theirs) == {rid: 4}
+    r = await book(mine, rid, alice, booking_body(pool[0], pool[1], "second", people("o1")))
+    assert r.status_code == 201, r.text
+    assert await free(mine) == {rid: 3}  # at once: its own reply's figures
+    assert await eventually(theirs, {rid: 3}) < 1.0
+    r = await mine.delete(f"/v1/bookings/{r.json()['booking_id']}",
+                          headers={"Authorization": alice})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert await free(mine) == {rid: 4}
+    assert await eventually(theirs, {rid: 4}) < 1.0
+    # a route created through one front end shows in the other's search
+    later = await create_route(mine, admin, {**body, "train": train_of(route_id_factory)})
+    assert await eventually(theirs, {rid: 4, later: 4}) < 1.0
+    assert await eventually(mine, {rid: 4, later: 4}) < 1.0

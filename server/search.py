@@ -29,7 +29,7 @@ from actors.actor import recover
 from actors.route import RouteDef, pair_index
 from actors.state import RouteState
 from actors.views import availability_matrix
-from server.gateway import Gateway
+from server.gateway import Channel, Gateway
 
 log = structlog.get_logger("ticketd.search")
 
@@ -56,6 +56,7 @@ class Figures:
 class DateIndex:
     """The routes of one date and where each stops."""
 
+    date: str
     routes: dict[str, RouteDef] = field(default_factory=dict)
     stops: dict[str, dict[str, int]] = field(default_factory=dict)
     #: (from, to) -> [(route_id, i, j)], cleared whenever a route is added
@@ -89,16 +90,21 @@ class DateIndex:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+#: where a figure in an answer came from: stored figures, or this front end's own snapshot
+Source = Figures | Channel
+#: one route's figures in an answer: route id, source, matrix, version
+Used = tuple[str, Source, dict[str, list[int]], int]
+
+
+@dataclass(slots=True)
 class Answer:
     """A search answer remembered under its raw query string, with what it was made of."""
 
     body: bytes
     index: DateIndex
     version: int
-    generation: int
-    until: float
-    used: list[tuple[str, dict[str, list[int]], int]]
+    used: list[Used]
+    prefetching: asyncio.Task[None] | None = None
 
 
 def _most(availability: dict[str, int], klass: str | None) -> int:
@@ -134,8 +140,7 @@ class Search:
         self._stations: dict[str, bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._answers: dict[bytes, Answer] = {}
-        #: bumped whenever stored figures replace the ones held: remembered answers go stale
-        self._generation = 0
+        self._building: dict[bytes, asyncio.Future[bytes]] = {}
 
     # ---- the index ----------------------------------------------------------------
 
@@ -155,31 +160,31 @@ class Search:
         ):
             # routes created through other front ends show within a refresh interval; this
             # request answers from the index as it stands rather than wait for Redis
-            index.refreshing = self._spawn(self._check_quietly(date, index))
+            index.refreshing = self._spawn(self._check_quietly(index))
         return index
 
     async def _load_date(self, date: str) -> DateIndex:
-        index = DateIndex()
-        await self._check_date(date, index)
+        index = DateIndex(date)
+        await self._check_date(index)
         self._dates[date] = index
         while len(self._dates) > MAX_DATES:
             self._dates.popitem(last=False)
         return index
 
-    async def _check_date(self, date: str, index: DateIndex) -> None:
+    async def _check_date(self, index: DateIndex) -> None:
         index.checked = time.monotonic()
-        if await self.client.zcard(keys.routes_of_date(date)) == len(index.routes):
+        if await self.client.zcard(keys.routes_of_date(index.date)) == len(index.routes):
             return  # routes are never deleted: same count, same routes
-        ids = await routes_store.ids_of_date(self.client, date)
+        ids = await routes_store.ids_of_date(self.client, index.date)
         new = [rid for rid in ids if rid not in index.routes]
         for route in await routes_store.fetch_many(self.client, new):
             index.add(route)
 
-    async def _check_quietly(self, date: str, index: DateIndex) -> None:
+    async def _check_quietly(self, index: DateIndex) -> None:
         try:
-            await self._check_date(date, index)
+            await self._check_date(index)
         except (redis.RedisError, OSError) as exc:  # the next search tries again
-            log.warning("search index refresh failed", date=date, error=repr(exc))
+            log.warning("search index refresh failed", date=index.date, error=repr(exc))
 
     async def station_known(self, station: str) -> bool:
         """Whether any route of any date stops at this station."""
@@ -199,38 +204,32 @@ class Search:
 
     async def trains(self, date: str, from_: str, to: str) -> list[Train]:
         """Every train of the date from `from_` to later `to`, with exact seats per class."""
-        trains, _, _ = await self._trains(await self.date(date), from_, to)
+        trains, _ = await self._trains(await self.date(date), from_, to)
         return trains
 
     async def _trains(
         self, index: DateIndex, from_: str, to: str
-    ) -> tuple[list[Train], list[tuple[str, dict[str, list[int]], int]], float]:
-        """The trains, the figures used (route id, matrix, version), and until when all of
-        those figures are within the refresh interval."""
+    ) -> tuple[list[Train], list[Used]]:
+        """The trains, and the figures they were read from."""
         found = index.candidates(from_, to)
         now = time.monotonic()
         stale = [rid for rid, _, _ in found if self._pick(rid, now) is None]
         if stale:
             await self._fetch(index, stale)
         trains: list[Train] = []
-        used: list[tuple[str, dict[str, list[int]], int]] = []
-        until = now + self.refresh
+        used: list[Used] = []
         for rid, i, j in found:
             route = index.routes[rid]
-            pick = self._pick(rid, now, stale_ok=True)
-            assert pick is not None
-            matrix, version, fresh_until = pick
-            used.append((rid, matrix, version))
-            until = min(until, fresh_until)
+            source = self._pick(rid, now, stale_ok=True)
+            assert source is not None and source.matrix is not None
+            used.append((rid, source, source.matrix, source.version))
             p = pair_index(i, j, len(route.stations))
-            trains.append(Train(route, i, j, {k: row[p] for k, row in matrix.items()}))
-        return trains, used, until
+            trains.append(Train(route, i, j, {k: row[p] for k, row in source.matrix.items()}))
+        return trains, used
 
-    def _pick(
-        self, route_id: str, now: float, stale_ok: bool = False
-    ) -> tuple[dict[str, list[int]], int, float] | None:
-        """(matrix, version, fresh until) of the newest figures within the refresh interval:
-        this front end's own snapshot (from its last actor reply) or the stored ones."""
+    def _pick(self, route_id: str, now: float, stale_ok: bool = False) -> Source | None:
+        """The newest figures within the refresh interval: this front end's own snapshot
+        (from its last actor reply) or the stored ones."""
         fig = self._figures.get(route_id)
         ch = self.gateway.peek(route_id)
         if (
@@ -239,9 +238,9 @@ class Search:
             and now - ch.fetched <= self.refresh
             and (fig is None or ch.version >= fig.version)
         ):
-            return ch.matrix, ch.version, ch.fetched + self.refresh
+            return ch
         if fig is not None and (stale_ok or now - fig.fetched <= self.refresh):
-            return fig.matrix, fig.version, fig.fetched + self.refresh
+            return fig
         return None
 
     # ---- whole answers ----------------------------------------------------------------
@@ -249,10 +248,22 @@ class Search:
     async def answer(
         self, query: bytes, date: str, from_: str, to: str, klass: str | None, seats: int
     ) -> bytes:
-        """The search answer's JSON body, remembered under its raw query string."""
+        """The search answer's JSON body, remembered under its raw query string.
+
+        Requests that miss together wait for one computation, not one each."""
+        building = self._building.get(query)
+        if building is None:
+            building = asyncio.ensure_future(self._answer(query, date, from_, to, klass, seats))
+            self._building[query] = building
+            building.add_done_callback(lambda _: self._building.pop(query, None))
+        return await asyncio.shield(building)
+
+    async def _answer(
+        self, query: bytes, date: str, from_: str, to: str, klass: str | None, seats: int
+    ) -> bytes:
         index = await self.date(date)
-        version, generation = index.version, self._generation
-        trains, used, until = await self._trains(index, from_, to)
+        version = index.version
+        trains, used = await self._trains(index, from_, to)
         if klass is not None:
             trains = [t for t in trains if klass in t.availability]
         if seats:
@@ -262,35 +273,52 @@ class Search:
         )
         if len(self._answers) >= _MAX_ANSWERS:
             self._answers.clear()
-        self._answers[query] = Answer(body, index, version, generation, until, used)
+        self._answers[query] = Answer(body, index, version, used)
         return body
 
     def cached(self, query: bytes) -> bytes | None:
         """The body of the same search made earlier, if every figure in it is still the
-        newest and within the refresh interval (so it is as exact as a fresh answer)."""
+        newest this front end knows and within the refresh interval: as exact as a fresh
+        answer. Figures about to age out are re-read in the background meanwhile."""
         hit = self._answers.get(query)
         if hit is None:
             return None
-        now = time.monotonic()
         index = hit.index
-        if (
-            now >= hit.until
-            or hit.generation != self._generation
-            or hit.version != index.version
-            or now - index.checked > self.refresh
+        if hit.version != index.version:
+            return None  # a route was added to the date
+        now = time.monotonic()
+        refresh = self.refresh
+        figures, peek = self._figures, self.gateway.peek
+        oldest = now
+        for rid, source, matrix, version in hit.used:
+            if isinstance(source, Figures):
+                if figures.get(rid) is not source or now - source.fetched > refresh:
+                    return None  # replaced by newer stored figures, or too old
+                oldest = min(oldest, source.fetched)
+                ch = peek(rid)
+                if (
+                    ch is not None
+                    and ch.version > version
+                    and ch.matrix is not None
+                    and now - ch.fetched <= refresh
+                ):
+                    return None  # this front end's own write is newer
+            elif source.matrix is not matrix or now - source.fetched > refresh:
+                return None  # own snapshot replaced, or too old
+        if now - oldest > refresh / 2 and (hit.prefetching is None or hit.prefetching.done()):
+            stored = [rid for rid, source, _, _ in hit.used if isinstance(source, Figures)]
+            hit.prefetching = self._spawn(self._prefetch(index, stored))
+        if now - index.checked > refresh / 2 and (
+            index.refreshing is None or index.refreshing.done()
         ):
-            return None
-        peek, refresh = self.gateway.peek, self.refresh
-        for rid, matrix, version in hit.used:
-            ch = peek(rid)
-            if (
-                ch is not None
-                and ch.matrix is not matrix
-                and ch.version > version
-                and now - ch.fetched <= refresh
-            ):
-                return None  # this front end has newer figures of its own (its own write)
+            index.refreshing = self._spawn(self._check_quietly(index))
         return hit.body
+
+    async def _prefetch(self, index: DateIndex, route_ids: list[str]) -> None:
+        try:
+            await self._fetch(index, route_ids)
+        except (redis.RedisError, OSError) as exc:  # a later request reads them itself
+            log.warning("search prefetch failed", error=repr(exc))
 
     async def _fetch(self, index: DateIndex, route_ids: list[str]) -> None:
         """Read the stored availability of these routes, one round trip for all of them;
@@ -325,7 +353,6 @@ class Search:
                 old = self._figures.get(rid)
                 if old is None or stored.version > old.version:
                     self._figures[rid] = Figures(stored.version, stored.matrix, now)
-                    self._generation += 1
                 else:  # the same figures (or older: a reply already gave us newer ones)
                     old.fetched = now
                 continue
@@ -337,13 +364,11 @@ class Search:
             elif not history:
                 # never written to and no actor ever ran: every seat is free
                 self._figures[rid] = Figures(-1, availability_matrix(RouteState.empty(route)), now)
-                self._generation += 1
             else:
                 # journalled before stored availability existed, and no actor has run since:
                 # replay it read-only, once
                 matrix = await asyncio.to_thread(self._replay, rid)
                 self._figures[rid] = Figures(-1, matrix, now)
-                self._generation += 1
 
     def _replay(self, route_id: str) -> dict[str, list[int]]:
         client = redis.Redis.from_url(self.redis_url, socket_timeout=10)

@@ -9,8 +9,6 @@ time, then HMGET of the page's records, one round trip.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 import msgspec
@@ -34,13 +32,11 @@ end
 return out
 """
 
-_MEMBER = re.compile(r"^[0-9]{10}\.[0-9]{6}:[A-Z0-9]{1,12}-[0-9]{8}-[0-9a-f]{24}$")
+#: what `member` makes; also the cursor of GET /v1/bookings (any such value is a position)
+MEMBER_PATTERN = r"^[0-9]{10}\.[0-9]{6}:[A-Z0-9]{1,12}-[0-9]{8}-[0-9a-f]{24}$"
+_MEMBER = re.compile(MEMBER_PATTERN)
 _record = msgspec.msgpack.Decoder(Record)
 _encode = msgspec.msgpack.Encoder().encode
-
-
-class BadCursor(ValueError):
-    """A cursor this server did not hand out."""
 
 
 def member(rec: Record) -> str:
@@ -63,20 +59,9 @@ def fields(records: list[Record]) -> list[bytes]:
     return out
 
 
-def encode_cursor(value: str) -> str:
-    """An opaque cursor for the member a page ended at."""
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The member a cursor stands for; raises BadCursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor(cursor) from None
-    if not _MEMBER.match(raw):
-        raise BadCursor(cursor)
-    return raw
+def is_member(value: str) -> bool:
+    """Whether `value` has the shape of a list position (what `member` makes)."""
+    return bool(_MEMBER.match(value))
 
 
 class UserIndex:

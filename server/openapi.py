@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from actors.user_index import MEMBER_PATTERN
 from server import schemas
 from server.problems import STATUS
 
@@ -65,14 +66,15 @@ def _query(name: str, description: str, required: bool = False, **schema: Any) -
     }
 
 
-_DATE: dict[str, Any] = {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "examples": ["2026-12-01"]}
+ROUTE_ID_PATTERN = "^[A-Z0-9]{1,12}-[0-9]{8}$"
+_DATE: dict[str, Any] = {"format": "date", "examples": ["2026-12-01"]}
 _STATION: dict[str, Any] = {"minLength": 1, "maxLength": 64}
 
 
-def _page(most: int, default: int) -> list[dict[str, Any]]:
+def _page(most: int, default: int, cursor: str) -> list[dict[str, Any]]:
     limit = {"name": "limit", "in": "query", "required": False, "description": "Items per page",
              "schema": {"type": "integer", "minimum": 1, "maximum": most, "default": default}}  # fmt: skip
-    return [limit, _query("cursor", "next_cursor of the previous page", minLength=1)]
+    return [limit, _query("cursor", "next_cursor of the previous page", pattern=cursor)]
 
 
 def _body(name: str) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def _paths() -> dict[str, Any]:
                 "parameters": [
                     _query("date", "Only routes of this date (YYYY-MM-DD)", **_DATE),
                     _query("station", "Only routes stopping at this station", **_STATION),
-                    *_page(1000, 100),
+                    *_page(1000, 100, ROUTE_ID_PATTERN),
                 ],
                 "responses": _responses({"200": _json("RouteList", "A page of routes")}, "validation", "unavailable"),
             },
@@ -120,7 +122,7 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": _responses(
                     {"200": _json("SearchOut", "Trains")},
-                    "validation", "unknown-station", "bad-trip", "unavailable",
+                    "validation", "bad-trip", "not-found", "unavailable",
                 ),
             }
         },
@@ -128,7 +130,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Your own bookings across all routes, newest first, in pages",
                 "security": _AUTH,
-                "parameters": _page(100, 20),
+                "parameters": _page(100, 20, MEMBER_PATTERN),
                 "responses": _responses(
                     {"200": _json("OwnBookingList", "Your bookings")},
                     *_AUTH_ERRORS, "validation", "unavailable",

@@ -26,7 +26,7 @@ import structlog
 
 from actors import journal, keys, routes_store
 from actors.actor import recover
-from actors.route import RouteDef, pair_index
+from actors.route import RouteDef, minutes, pair_index
 from actors.state import RouteState
 from actors.views import availability_matrix
 from server.gateway import Channel, Gateway
@@ -83,7 +83,7 @@ class DateIndex:
             return found
         a, b = self.stops.get(from_, {}), self.stops.get(to, {})
         found = [(rid, i, b[rid]) for rid, i in a.items() if rid in b and i < b[rid]]
-        found.sort(key=lambda c: (self.routes[c[0]].train, c[0]))
+        found.sort(key=lambda c: _order(self.routes[c[0]], c[1]))
         if len(self.pairs) >= _MAX_PAIRS:
             self.pairs.clear()
         self.pairs[(from_, to)] = found
@@ -105,6 +105,14 @@ class Answer:
     version: int
     used: list[Used]
     prefetching: asyncio.Task[None] | None = None
+
+
+def _order(route: RouteDef, i: int) -> tuple[int, int, str]:
+    # scheduled trains by departure from the boarding station, then the others by train
+    departure = route.departure(i)
+    if departure is None:
+        return (1, 0, route.train)
+    return (0, minutes(departure), route.train)
 
 
 def _most(availability: dict[str, int], klass: str | None) -> int:
@@ -386,8 +394,16 @@ class Search:
 
 
 def encode_trains(trains: list[Train]) -> list[dict[str, object]]:
-    """The search answer's `trains` items."""
-    return [
-        {"route_id": t.route.route_id, "train": t.route.train, "availability": t.availability}
-        for t in trains
-    ]
+    """The search answer's `trains` items (times only for scheduled routes)."""
+    out: list[dict[str, object]] = []
+    for t in trains:
+        item: dict[str, object] = {
+            "route_id": t.route.route_id,
+            "train": t.route.train,
+            "availability": t.availability,
+        }
+        if t.route.schedule:
+            item["departure"] = t.route.departure(t.i)
+            item["arrival"] = t.route.arrival(t.j)
+        out.append(item)
+    return out

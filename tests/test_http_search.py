@@ -363,3 +363,38 @@ async def test_a_front_end_reads_its_own_writes_at_once_and_others_within_the_re
     later = await create_route(mine, admin, {**body, "train": train_of(route_id_factory)})
     assert await eventually(theirs, {rid: 4, later: 4}) < 1.0
     assert await eventually(mine, {rid: 4, later: 4}) < 1.0
+
+
+async def test_scheduled_trains_come_by_departure_with_their_times_then_the_others(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin = token("ops", True)
+    date, pool = "2027-04-06", [f"{train_of(route_id_factory)}-{s}" for s in "RST"]
+    base = train_of(route_id_factory)
+
+    def route(suffix: str, start: int | None) -> dict[str, Any]:
+        body = {"train": f"{base}{suffix}", "date": date, "stations": pool,
+                "coaches": [coach("01", "second", 1, "AB")]}  # fmt: skip
+        if start is not None:  # R at start:00, S at start+1, T at start+3 (past 24: next day)
+            body["schedule"] = [
+                {"arrive": None, "depart": f"{start:02d}:00"},
+                {"arrive": f"{start + 1:02d}:00", "depart": f"{start + 1:02d}:05"},
+                {"arrive": f"{start + 3:02d}:30", "depart": None},
+            ]
+        return body
+
+    late, early, plain = route("A", 22), route("B", 7), route("C", None)
+    ids = {}
+    for name, body in (("late", late), ("early", early), ("plain", plain)):
+        ids[name] = await create_route(api, admin, body)
+        r = await api.get(f"/v1/routes/{ids[name]}")
+        assert r.json() == {**body, "route_id": ids[name]}  # no schedule given: none shown
+    trains = await _search(api, date, pool[1], pool[2])
+    assert [t["route_id"] for t in trains] == [ids["early"], ids["late"], ids["plain"]]
+    assert [(t.get("departure"), t.get("arrival")) for t in trains] == [
+        ("08:05", "10:30"), ("23:05", "25:30"), (None, None),
+    ]  # fmt: skip
+    assert set(trains[2]) == {"route_id", "train", "availability"}
+    bad = {**late, "train": f"{base}D", "schedule": late["schedule"][:2]}
+    r = await api.post("/v1/routes", json=bad, headers={"Authorization": admin})
+    assert "one entry per station" in assert_problem(r, 422, "validation")["detail"]

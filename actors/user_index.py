@@ -46,7 +46,10 @@ def member(rec: Record) -> str:
 
 
 def fields(records: list[Record]) -> list[bytes]:
-    """Per record, what the append script writes: its two keys, member, id and record."""
+    """Per record, what the append script writes: its two keys, member, id and record.
+
+    The keys travel as arguments, not KEYS: like keys.HOLDS, that holds on the one Redis
+    primary ticketd targets, not across a Redis Cluster's slots."""
     out: list[bytes] = []
     for rec in records:
         out += [

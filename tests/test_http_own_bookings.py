@@ -83,6 +83,12 @@ async def test_each_user_sees_exactly_their_own_bookings_newest_first(
             r = await api.delete(f"/v1/bookings/{made[name][-1]}",
                                  headers={"Authorization": users[name]})  # fmt: skip
             assert r.status_code == 200, r.text
+        elif rng.random() < 0.3:
+            # 改签: a changed trip or class shows in the list as the actor has it
+            change = {"from": "A", "to": "C", "class": rng.choice(["second", "business"])}
+            r = await api.post(f"/v1/bookings/{made[name][-1]}/change", json=change,
+                               headers={"Authorization": users[name]})  # fmt: skip
+            assert r.status_code in (200, 409), r.text  # sold out, or a waitlisted one
         elif rng.random() < 0.5:
             r = await api.post(f"/v1/bookings/{made[name][-1]}/confirm",
                                headers={"Authorization": users[name]})  # fmt: skip

@@ -176,7 +176,9 @@ class Search:
         await self._check_date(index)
         self._dates[date] = index
         while len(self._dates) > MAX_DATES:
-            self._dates.popitem(last=False)
+            _, dropped = self._dates.popitem(last=False)
+            for rid in dropped.routes:  # memory stays bounded by the dates kept
+                self._figures.pop(rid, None)
         return index
 
     async def _check_date(self, index: DateIndex) -> None:

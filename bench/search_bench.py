@@ -29,6 +29,7 @@ import random
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,6 +214,7 @@ def main() -> int:
     h_rate = sum(r.rate for r in health) / len(health)
     s_rate = sum(r.rate for r in search) / len(search)
     s_p99 = max(r.p99_ms for r in search)
+    s_p99_median = statistics.median(r.p99_ms for r in search)
     clean = all(r.non2xx == 0 and r.socket_errors == 0 for r in runs)
     passed = s_rate >= args.ratio * h_rate and s_p99 <= args.p99_ms and clean and before == after
     seats = sum(c["rows"] * len(c["letters"]) for c in route_defs(1, 1, 3, 0)[0]["coaches"])
@@ -237,7 +239,8 @@ def main() -> int:
     lines += [
         "",
         f"Search {s_rate:,.0f}/s = **{s_rate / h_rate:.2f} × /healthz** ({h_rate:,.0f}/s; "
-        f"target ≥ {args.ratio}), worst search p99 **{s_p99:.1f} ms** (target ≤ "
+        f"target ≥ {args.ratio}), worst search p99 **{s_p99:.1f} ms** (median of the runs "
+        f"{s_p99_median:.1f} ms; target ≤ "
         f"{args.p99_ms:g}; /healthz's worst p99 on the same server: "
         f"{max(r.p99_ms for r in health):.1f} ms); route activations during the searches: "
         f"**{after[1] - before[1]}** ({before[0]} routes ever activated before, {after[0]} "

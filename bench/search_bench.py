@@ -129,6 +129,14 @@ def activations(client: redis.Redis) -> tuple[int, int]:
     return len(names), sum(int(v) for v in values if v is not None)  # type: ignore[union-attr]
 
 
+def _load() -> str:
+    """The 1-minute load average: the machine is shared, and it tells how quiet it was."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run")
@@ -195,6 +203,7 @@ def main() -> int:
         client = redis.Redis.from_url(store.url)
         before = activations(client)
 
+        load_before = _load()
         runs: list[Run] = []
         wrk(args, health_url, args.warmup, work / "warmup-healthz.txt")
         wrk(args, search_url, args.warmup, work / "warmup-search.txt")
@@ -203,6 +212,7 @@ def main() -> int:
             print(f"  wrk {urllib.parse.urlsplit(url).path} {args.duration:g} s ...", flush=True)
             runs.append(wrk(args, url, args.duration, work / f"run{n}.txt"))
         after = activations(client)
+        load_after = _load()
         client.close()
     finally:
         if srv is not None:
@@ -228,7 +238,9 @@ def main() -> int:
         f"Workload: {args.routes} routes on {DATE}, {args.serving} of them from {FROM} to "
         f"{TO} ({args.serving} more the other way), {args.stations} stations and {seats} seats "
         f"each; {args.booked} serving routes have bookings (their actors run), the other "
-        f"{args.routes - args.booked} are cold. Refresh interval 0.25 s (the default).",
+        f"{args.routes - args.booked} are cold. Refresh interval 0.25 s (the default). "
+        f"Load average (1 min) of the shared machine: {load_before} before the runs, "
+        f"{load_after} after.",
         "",
         "| run | path | req/s | p50 ms | p99 ms | non-2xx | socket errors |",
         "|--:|---|--:|--:|--:|--:|--:|",

@@ -27,10 +27,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check actors server loadgen tests bench
 	$(BIN)/mypy
 
-# Benchmarks (not tests): the seat core, then HTTP throughput (needs wrk: apt-get install wrk).
+# Benchmarks (not tests): the seat core, HTTP throughput, search (need wrk: apt-get install wrk).
 bench: $(STAMP)
 	$(BIN)/python bench/inventory_bench.py
 	$(BIN)/python bench/throughput.py --duration 15 --connections 64
+	$(BIN)/python bench/search_bench.py --duration 10 --rounds 3 --connections 64
 
 token: $(STAMP)
 	@$(BIN)/python -m server token --user $${USER_ID:-alice} $${ADMIN:+--admin}

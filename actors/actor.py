@@ -29,10 +29,10 @@ from actors import journal, keys, placement, routes_store, zombie
 from actors.config import ActorConfig
 from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
-from actors.messages import Command, Held, Sweep, Waitlisted, encode
+from actors.messages import Command, Event, Held, Sweep, Waitlisted, encode
 from actors.plane_server import Connection, PlaneServer, Rows
 from actors.state import RouteState, apply, from_snapshot, to_snapshot
-from actors.views import Reply, Result
+from actors.views import Record, Reply, Result, availability_matrix, record
 
 __all__ = ["Reply", "RouteActor", "recover"]
 
@@ -79,6 +79,7 @@ class RouteActor:
             placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
+            self._publish_availability(sync)
         finally:
             sync.close()
         self.recovery_seconds = time.perf_counter() - started
@@ -264,8 +265,13 @@ class RouteActor:
                 for e in events
                 if isinstance(e, Held | Waitlisted)
             ]
+            # the rows are made now (patched, memoised per version), with the batch in
+            # memory and no await since: what Redis will hold once the append lands
+            stored, records = self._buyer_reads(events)
             try:
-                append = self._get_journal().append(encode(events), self._next_deadline(), markers)
+                append = self._get_journal().append(
+                    encode(events), self._next_deadline(), markers, stored, records
+                )
                 # asyncio.timeout, not wait_for: no extra task per write on the hot path
                 began = time.perf_counter()
                 async with asyncio.timeout(self.config.write_timeout):
@@ -307,6 +313,26 @@ class RouteActor:
             held = durable.get(klass)
             if held is None or held[0] != tag:
                 durable[klass] = (tag, inv.matrix(klass))
+
+    def _buyer_reads(self, events: list[Event]) -> tuple[bytes, list[Record]]:
+        """What a batch's append also stores for reads that wake no actor: the availability
+        after it (as the reply will carry it) and the latest record of each booking it
+        changed (for its user's list)."""
+        matrix = availability_matrix(self.state)
+        stored = journal.encode_availability(self.epoch << 32 | (self._batches + 1), matrix)
+        changed = dict.fromkeys(e.booking_id for e in events)
+        return stored, [record(self.state.bookings[bid]) for bid in changed]
+
+    def _publish_availability(self, client: redis.Redis) -> None:
+        """Store the recovered availability at once: a route journalled before stored
+        availability existed (or whose last write failed) then has it too."""
+        # version epoch << 32: newer than anything an earlier activation stored
+        stored = journal.encode_availability(self.epoch << 32, availability_matrix(self.state))
+        try:
+            journal.publish_availability(client, self.route_id, self.epoch, stored)
+        except journal.Fenced:
+            # a newer activation already exists: this one is fenced at its first append
+            log.warning("route actor fenced at activation", route_id=self.route_id)
 
     def _next_deadline(self) -> float | None:
         """Earliest deadline of a live hold; drops stale heap entries on the way."""

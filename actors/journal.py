@@ -16,8 +16,9 @@ import msgspec
 import redis
 import redis.asyncio as aredis
 
-from actors import keys, resp
+from actors import keys, resp, user_index
 from actors.messages import Event, decode_events
+from actors.views import Record
 
 #: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
 #: batch creates. ARGV: epoch, events, route id, next hold deadline ('' if none), marker
@@ -44,8 +45,25 @@ if ARGV[4] == '' then
 else
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 end
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   redis.call('SET', KEYS[i], 'f', 'EX', ARGV[5])
+end
+-- buyer reads (search, own bookings), durable with the events: KEYS[4], ARGV[7..8]
+if ARGV[7] ~= nil and ARGV[7] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[7])
+end
+if ARGV[8] ~= nil and ARGV[8] ~= '' then
+  local f, pos, blob = {}, 1, ARGV[8]
+  while pos <= #blob do  -- fields as '<length>:<bytes>', five per booking record
+    local colon = string.find(blob, ':', pos, true)
+    local len = tonumber(string.sub(blob, pos, colon - 1))
+    f[#f + 1] = string.sub(blob, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  for i = 1, #f, 5 do
+    redis.call('ZADD', f[i], 0, f[i + 2])
+    redis.call('HSET', f[i + 1], f[i + 3], f[i + 4])
+  end
 end
 return id
 """
@@ -58,6 +76,50 @@ redis.call('HSET', KEYS[3], 'data', ARGV[2], 'last_id', ARGV[3], 'epoch', ARGV[1
 redis.call('XTRIM', KEYS[2], 'MINID', ARGV[3])
 return 1
 """
+
+_PUBLISH_AVAILABILITY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED newer activation of this route exists')
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+class StoredAvailability(msgspec.Struct, array_like=True):
+    """A route's availability as its actor stores it for front ends (keys.availability)."""
+
+    version: int
+    matrix: dict[str, list[int]]
+
+
+_availability = msgspec.msgpack.Decoder(StoredAvailability)
+
+
+def encode_availability(version: int, matrix: dict[str, list[int]]) -> bytes:
+    """What keys.availability holds."""
+    return msgspec.msgpack.encode(StoredAvailability(version, matrix))
+
+
+def decode_availability(raw: bytes) -> StoredAvailability:
+    """Decode keys.availability (raises msgspec.DecodeError if it is not one)."""
+    return _availability.decode(raw)
+
+
+def publish_availability(client: redis.Redis, route_id: str, epoch: int, payload: bytes) -> None:
+    """Store availability outside an append (at activation), fenced like an append (sync)."""
+    script = client.register_script(_PUBLISH_AVAILABILITY)
+    try:
+        script(keys=[keys.epoch(route_id), keys.availability(route_id)], args=[epoch, payload])
+    except redis.ResponseError as exc:
+        if str(exc).startswith("FENCED"):
+            raise Fenced(str(exc)) from exc
+        raise
+
+
+def _netstrings(parts: list[bytes]) -> bytes:
+    # the append script splits this back into fields (see _APPEND)
+    return b"".join(b"%d:%b" % (len(p), p) for p in parts)
 
 
 class Fenced(Exception):
@@ -130,6 +192,7 @@ class Journal:
         self.route_id = route_id
         self.epoch = epoch
         self._keys = [keys.epoch(route_id), keys.journal(route_id), keys.HOLDS]
+        self._keys.append(keys.availability(route_id))  # KEYS[4]
         self._snap_keys = [keys.epoch(route_id), keys.journal(route_id), keys.snapshot(route_id)]
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
@@ -158,7 +221,12 @@ class Journal:
             self._lean.close()
 
     async def append(
-        self, payload: bytes, next_deadline: float | None = None, markers: Sequence[str] = ()
+        self,
+        payload: bytes,
+        next_deadline: float | None = None,
+        markers: Sequence[str] = (),
+        availability: bytes = b"",
+        records: list[Record] | None = None,
     ) -> str:
         """Append one batch in one round trip; raises Fenced, KeyClash or a Redis error.
 
@@ -166,12 +234,15 @@ class Journal:
         holds), recorded in the same script so expiry never misses a route. `markers` are
         the idempotency markers (keys.idem_marker) of the bookings the batch creates: set
         in the same script, so a booking is journalled if and only if its key is marked.
+        So are the route's `availability` after the batch (`encode_availability`) and the
+        latest `records` of the bookings it changed, for the buyer reads that wake no actor.
         """
         deadline = "" if next_deadline is None else repr(next_deadline)
         args: list[bytes | str | int] = [
             self.epoch, payload, self.route_id, deadline, keys.IDEM_MARKER_TTL,
             keys.CLASH_WINDOW_SECONDS,
         ]  # fmt: skip
+        args += [availability, _netstrings(user_index.fields(records or []))]  # ARGV[7..8]
         try:
             entry_id = await self._call_append([*self._keys, *markers], args)
         except redis.ResponseError as exc:

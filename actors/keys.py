@@ -59,3 +59,54 @@ def idem_marker(route_id: str, user: str, key: str) -> str:
     retry is decided afresh.
     """
     return f"{PREFIX}:{{{route_id}}}:key:{len(user)}:{user}:{key}"
+
+
+# ---- route indexes (written with the definition by routes_store.create) ------------------
+
+#: sorted set of every route id, all scores 0: listing pages by ZRANGEBYLEX cost O(page)
+ROUTE_IDS = f"{PREFIX}:routes:ids"
+
+#: set when every definition in ROUTES is in the indexes below (a one-off backfill)
+ROUTE_INDEX_DONE = f"{PREFIX}:routes:indexed:v1"
+
+
+def _name(value: str) -> str:
+    # length-prefixed: a station name may hold any character, ':' included
+    return f"{len(value)}:{value}"
+
+
+def routes_of_date(date: str) -> str:
+    """Sorted set (scores 0) of the route ids running on a date (YYYY-MM-DD)."""
+    return f"{PREFIX}:routes:date:{date}"
+
+
+def routes_of_station(station: str) -> str:
+    """Sorted set (scores 0) of the route ids stopping at a station, every date."""
+    return f"{PREFIX}:routes:station:{_name(station)}"
+
+
+def routes_of_date_station(date: str, station: str) -> str:
+    """Sorted set (scores 0) of the route ids of a date stopping at a station."""
+    return f"{PREFIX}:routes:date:{date}:station:{_name(station)}"
+
+
+def availability(route_id: str) -> str:
+    """The route's latest durable availability (msgpack `[version, {class: [n, ...]}]`).
+
+    Written by the route's actor in the same script as each journal append, and when it
+    activates, so a front end can answer searches without waking a cold actor.
+    """
+    return f"{PREFIX}:{{{route_id}}}:availability"
+
+
+# ---- a user's own bookings (written with the journal append) ------------------------------
+
+
+def user_bookings(user: str) -> str:
+    """Sorted set (scores 0) of `<created_at %017.6f>:<booking_id>`: newest is lex-last."""
+    return f"{PREFIX}:user:{_name(user)}:bookings"
+
+
+def user_records(user: str) -> str:
+    """Hash booking_id -> the booking's latest record (msgpack `views.Record`)."""
+    return f"{PREFIX}:user:{_name(user)}:records"

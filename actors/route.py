@@ -51,14 +51,36 @@ class Seat:
         return f"{self.row:02d}{self.letter}"
 
 
+_TIME = re.compile(r"^([0-4][0-9]):([0-5][0-9])$")
+MAX_HOURS = 48  # GTFS-style: 25:10 is 01:10 the next day, for trains running past midnight
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """When the train is at one station: `HH:MM` on the route's date (HH up to 47)."""
+
+    arrive: str | None
+    depart: str | None
+
+
+def minutes(hhmm: str) -> int:
+    """Minutes after midnight of the route's date for `HH:MM` (already validated)."""
+    hours, mins = hhmm.split(":")
+    return int(hours) * 60 + int(mins)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDef:
-    """A validated train-route-date: stations in travel order and its coaches."""
+    """A validated train-route-date: stations in travel order and its coaches.
+
+    `schedule` (optional, one Stop per station) is the timetable; a route without one is
+    answered exactly as before it existed."""
 
     train: str
     date: str
     stations: tuple[str, ...]
     coaches: tuple[Coach, ...]
+    schedule: tuple[Stop, ...] = ()
     route_id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,8 +105,8 @@ class RouteDef:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's JSON shape, with `route_id`."""
-        return {
+        """The contract's JSON shape, with `route_id` (and `schedule` only if it has one)."""
+        out: dict[str, Any] = {
             "route_id": self.route_id,
             "train": self.train,
             "date": self.date,
@@ -94,6 +116,9 @@ class RouteDef:
                 for c in self.coaches
             ],
         }
+        if self.schedule:
+            out["schedule"] = [{"arrive": s.arrive, "depart": s.depart} for s in self.schedule]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RouteDef:
@@ -107,8 +132,15 @@ class RouteDef:
             # a bare string is iterable too: it would silently become one station per letter
             if not isinstance(stations, list | tuple):
                 raise TypeError(f"stations must be a list of names, not {type(stations).__name__}")
-            route = cls(str(data["train"]), str(data["date"]), tuple(stations), coaches)
-        except (KeyError, TypeError, ValueError) as exc:
+            raw_schedule = data.get("schedule") or []
+            if not isinstance(raw_schedule, list | tuple):
+                raise TypeError("schedule must be a list with one entry per station")
+            schedule = tuple(
+                Stop(_time_or_none(s.get("arrive")), _time_or_none(s.get("depart")))
+                for s in raw_schedule
+            )
+            route = cls(str(data["train"]), str(data["date"]), tuple(stations), coaches, schedule)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidRoute(f"Route definition is malformed: {exc}.") from exc
         route.validate()
         given = data.get("route_id")
@@ -156,6 +188,55 @@ class RouteDef:
         total = sum(c.rows * len(c.letters) for c in self.coaches)
         if total > MAX_SEATS:
             raise InvalidRoute(f"A route may have at most {MAX_SEATS} seats; this has {total}.")
+        if self.schedule:
+            self._validate_schedule()
+
+    def _validate_schedule(self) -> None:
+        if len(self.schedule) != len(self.stations):
+            raise InvalidRoute(
+                f"The schedule needs one entry per station ({len(self.stations)}); "
+                f"it has {len(self.schedule)}."
+            )
+        times: list[int] = []
+        last = len(self.schedule) - 1
+        for n, (name, stop) in enumerate(zip(self.stations, self.schedule, strict=True)):
+            for value in (stop.arrive, stop.depart):
+                if value is not None and not _valid_time(value):
+                    raise InvalidRoute(
+                        f"Schedule time {value!r} at {name!r} must be HH:MM, hours 00-47 "
+                        "(past 23 for the next day)."
+                    )
+            if n > 0 and stop.arrive is None:
+                raise InvalidRoute(f"The schedule needs an arrival time at {name!r}.")
+            if n < last and stop.depart is None:
+                raise InvalidRoute(f"The schedule needs a departure time at {name!r}.")
+            times += [minutes(t) for t in (stop.arrive, stop.depart) if t is not None]
+        if times != sorted(times):
+            raise InvalidRoute(
+                "Schedule times must not go backwards along the route; write a time after "
+                "midnight as 24:00-47:59."
+            )
+
+    def departure(self, i: int) -> str | None:
+        """Scheduled departure from station i, if the route has a schedule."""
+        return self.schedule[i].depart if self.schedule else None
+
+    def arrival(self, j: int) -> str | None:
+        """Scheduled arrival at station j, if the route has a schedule."""
+        return self.schedule[j].arrive if self.schedule else None
+
+
+def _valid_time(value: str) -> bool:
+    m = _TIME.match(value)
+    return m is not None and int(m.group(1)) < MAX_HOURS
+
+
+def _time_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"schedule times must be 'HH:MM' strings, not {value!r}")
+    return value
 
 
 def _whole(value: Any) -> int:

@@ -26,8 +26,9 @@ from actors.errors import DomainError, SoldOut
 from actors.messages import Book, Cancel, Change, Confirm, GetBooking, ListBookings, Passenger
 from actors.persistence import check_persistence
 from actors.route import RouteDef, pair_index, resolve_trip
+from actors.user_index import UserIndex
 from actors.views import Result
-from server import metrics, openapi, schemas
+from server import metrics, openapi, reads, schemas
 from server.auth import Authenticator
 from server.gateway import Channel, Gateway
 from server.http import (
@@ -42,6 +43,7 @@ from server.http import (
 from server.middleware import RequestContext
 from server.problems import Problem, from_domain, problem_response
 from server.runtime import Runtime
+from server.search import Search
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.app")
@@ -102,12 +104,6 @@ async def create_route(request: Request) -> Response:
             route_id=route.route_id,
         )
     return json_response(stored.to_dict(), 201 if created else 200)
-
-
-@endpoint("list_routes")
-async def list_routes(request: Request) -> Response:
-    routes = await routes_store.fetch_all(_svc(request).client)
-    return json_response({"routes": [r.to_dict() for r in routes]})
 
 
 @endpoint("get_route")
@@ -286,7 +282,7 @@ ROUTES = [
     Route("/v1/routes/{route_id}/bookings", book, methods=["POST"]),
     Route("/v1/routes/{route_id}/availability", availability, methods=["GET"]),
     Route("/v1/routes", create_route, methods=["POST"]),
-    Route("/v1/routes", list_routes, methods=["GET"]),
+    *reads.ROUTES,  # GET /v1/search, GET /v1/bookings, GET /v1/routes
     Route("/v1/routes/{route_id}", get_route, methods=["GET"]),
     Route("/v1/routes/{route_id}/bookings", route_bookings, methods=["GET"]),
     Route("/v1/bookings/{booking_id}", get_booking, methods=["GET"]),
@@ -348,9 +344,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 plane_secret=settings.cluster_secret,
             )
             gateway = Gateway(settings, client, Directory(config))
-            app.state.services = Services(
-                settings, Authenticator(settings.jwt_secret), gateway, client, OrderedDict()
-            )
+            auth = Authenticator(settings.jwt_secret)
+            app.state.services = Services(settings, auth, gateway, client, OrderedDict())
+            indexed = await routes_store.ensure_indexed(client)
+            if indexed:
+                log.info("route indexes backfilled", routes=indexed)
+            search = Search(client, rt.redis_url, gateway, settings.availability_refresh)
+            app.state.reads = reads.Reads(auth, gateway, search, UserIndex(client))
             keeper = asyncio.create_task(gateway.keep_holds())
             log.info("ticketd ready", host=settings.host, port=settings.port)
             try:

@@ -91,10 +91,12 @@ class Channel:
         link's last answer) unless we already hold newer figures."""
         if reply.version < self.version:
             return
+        # a new dict, never an update in place: readers (search's remembered answers)
+        # tell a changed snapshot by identity
         if self.matrix is None:
-            self.matrix = dict(reply.matrix)
-        else:
-            self.matrix.update(reply.matrix)
+            self.matrix = reply.matrix
+        elif reply.matrix:
+            self.matrix = {**self.matrix, **reply.matrix}
         self.version, self.fetched = reply.version, time.monotonic()
 
 
@@ -135,6 +137,10 @@ class Gateway:
             raise Problem("not-found", f"There is no route {route_id}.") from None
         # routes never change once created, so the definition is cached for good
         return self._channels.setdefault(route_id, Channel(route))
+
+    def peek(self, route_id: str) -> Channel | None:
+        """The route's channel if this front end has one, without loading anything."""
+        return self._channels.get(route_id)
 
     # ---- commands -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from actors.user_index import MEMBER_PATTERN
 from server import schemas
 from server.problems import STATUS
 
@@ -55,6 +56,27 @@ _KEY = {
 }
 
 
+def _query(name: str, description: str, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+ROUTE_ID_PATTERN = "^[A-Z0-9]{1,12}-[0-9]{8}$"
+_DATE: dict[str, Any] = {"format": "date", "examples": ["2026-12-01"]}
+_STATION: dict[str, Any] = {"minLength": 1, "maxLength": 64}
+
+
+def _page(most: int, default: int, cursor: str) -> list[dict[str, Any]]:
+    limit = {"name": "limit", "in": "query", "required": False, "description": "Items per page",
+             "schema": {"type": "integer", "minimum": 1, "maximum": most, "default": default}}  # fmt: skip
+    return [limit, _query("cursor", "next_cursor of the previous page", pattern=cursor)]
+
+
 def _body(name: str) -> dict[str, Any]:
     return {
         "required": True,
@@ -76,7 +98,44 @@ def _paths() -> dict[str, Any]:
                 ),
             },
             # 503: the front end could not read the definitions from Redis
-            "get": {"summary": "List routes", "responses": _responses({"200": _json("RouteList", "Routes")}, "unavailable")},
+            "get": {
+                "summary": "List routes by id, in pages; filter by date and/or station",
+                "parameters": [
+                    _query("date", "Only routes of this date (YYYY-MM-DD)", **_DATE),
+                    _query("station", "Only routes stopping at this station", **_STATION),
+                    *_page(1000, 100, ROUTE_ID_PATTERN),
+                ],
+                "responses": _responses({"200": _json("RouteList", "A page of routes")}, "validation", "unavailable"),
+            },
+        },
+        "/v1/search": {
+            "get": {
+                "summary": "Every train of a date stopping at 'from' and later at 'to', with exact free seats per class",
+                "parameters": [
+                    _query("from", "Boarding station", required=True, **_STATION),
+                    _query("to", "Destination station", required=True, **_STATION),
+                    _query("date", "Travel date (YYYY-MM-DD)", required=True, **_DATE),
+                    _query("class", "Only trains with this seat class", minLength=1, maxLength=32),
+                    {"name": "seats", "in": "query", "required": False,
+                     "description": "Only trains with at least this many free seats (in 'class' if given, else in some class)",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
+                ],
+                "responses": _responses(
+                    {"200": _json("SearchOut", "Trains")},
+                    "validation", "bad-trip", "not-found", "unavailable",
+                ),
+            }
+        },
+        "/v1/bookings": {
+            "get": {
+                "summary": "Your own bookings across all routes, newest first, in pages",
+                "security": _AUTH,
+                "parameters": _page(100, 20, MEMBER_PATTERN),
+                "responses": _responses(
+                    {"200": _json("OwnBookingList", "Your bookings")},
+                    *_AUTH_ERRORS, "validation", "unavailable",
+                ),
+            }
         },
         "/v1/routes/{route_id}": {
             "get": {
@@ -189,7 +248,8 @@ def document() -> bytes:
     types = [
         schemas.RouteIn, schemas.RouteOut, schemas.RouteList, schemas.BookingIn,
         schemas.ChangeIn, schemas.BookingOut, schemas.AdminBookingOut, schemas.BookingList,
-        schemas.AvailabilityOut, schemas.ProblemOut, schemas.Health,
+        schemas.AvailabilityOut, schemas.ProblemOut, schemas.Health, schemas.OwnBookingList,
+        schemas.SearchOut, schemas.TrainOut,
     ]  # fmt: skip
     _, components = msgspec.json.schema_components(types, ref_template=REF)
     doc = {

@@ -29,6 +29,21 @@ class CoachIn(Strict):
     letters: Annotated[str, Meta(pattern=r"^[A-Z]{1,10}$", description="Seat letters per row")]
 
 
+Time = Annotated[
+    str,
+    Meta(
+        pattern=r"^([0-3][0-9]|4[0-7]):[0-5][0-9]$",
+        description="HH:MM on the route's date; 24:00-47:59 is the next day",
+        examples=["08:05"],
+    ),
+]
+
+
+class StopIn(Strict):
+    arrive: Time | None = None
+    depart: Time | None = None
+
+
 class RouteIn(Strict):
     train: Annotated[str, Meta(pattern=r"^[A-Z0-9]{1,12}$", examples=["G101"])]
     date: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2026-12-01"])]
@@ -36,14 +51,24 @@ class RouteIn(Strict):
         list[Station], Meta(min_length=2, max_length=64, extra_json_schema={"uniqueItems": True})
     ]
     coaches: Annotated[list[CoachIn], Meta(min_length=1, max_length=40)]
+    schedule: Annotated[
+        list[StopIn] | None,
+        Meta(description="Optional timetable: one entry per station, in station order"),
+    ] = None
 
 
 class RouteOut(RouteIn):
     route_id: Annotated[str, Meta(examples=["G101-20261201"])] = ""
 
 
+Cursor = Annotated[
+    str | None, Meta(description="Pass as ?cursor= for the next page; null on the last page")
+]
+
+
 class RouteList(msgspec.Struct):
     routes: list[RouteOut]
+    next_cursor: Cursor = None
 
 
 class PassengerIn(Strict):
@@ -99,6 +124,29 @@ class AvailabilityOut(msgspec.Struct):
     from_: str = msgspec.field(name="from")
     to: str = ""
     availability: Annotated[dict[str, int], Meta(description="Free seats per class")] = {}
+
+
+class OwnBookingList(msgspec.Struct):
+    bookings: Annotated[list[BookingOut], Meta(description="Newest first")]
+    next_cursor: Cursor = None
+
+
+class TrainOut(msgspec.Struct):
+    route_id: str
+    train: str
+    availability: Annotated[dict[str, int], Meta(description="Free seats per class for the trip")]
+    departure: Annotated[str | None, Meta(description="From 'from', if scheduled")] = None
+    arrival: Annotated[str | None, Meta(description="At 'to', if scheduled")] = None
+
+
+class SearchOut(msgspec.Struct):
+    date: str
+    from_: str = msgspec.field(name="from")
+    to: str = ""
+    trains: Annotated[
+        list[TrainOut],
+        Meta(description="Scheduled trains by departure, then the others by train"),
+    ] = []
 
 
 class ProblemOut(msgspec.Struct):

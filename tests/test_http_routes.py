@@ -132,9 +132,15 @@ async def test_created_routes_are_listed_and_readable_without_a_token(
     admin = token("ops", True)
     bodies = [route_body(train_of(route_id_factory)) for _ in range(2)]
     ids = [await create_route(api, admin, b) for b in bodies]
-    r = await api.get("/v1/routes")
-    assert r.status_code == 200, r.text
-    listed = {route["route_id"]: route for route in r.json()["routes"]}
+    listed = {}
+    params: dict[str, str] = {}
+    while True:  # page by page: the list is paginated (tests/test_http_route_pages.py)
+        r = await api.get("/v1/routes", params=params)
+        assert r.status_code == 200, r.text
+        listed.update({route["route_id"]: route for route in r.json()["routes"]})
+        if r.json()["next_cursor"] is None:
+            break
+        params = {"cursor": r.json()["next_cursor"]}
     for route_id, body in zip(ids, bodies, strict=True):
         assert listed[route_id] == {**body, "route_id": route_id}
         r = await api.get(f"/v1/routes/{route_id}")
@@ -258,6 +264,7 @@ _PUBLIC = {
     ("get", "/v1/routes"),
     ("get", "/v1/routes/{route_id}"),
     ("get", "/v1/routes/{route_id}/availability"),
+    ("get", "/v1/search"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -11,6 +11,8 @@ import redis.asyncio
 from actors import journal, keys
 from actors.journal import Fenced, Journal, JournalCorrupt
 from actors.messages import Confirmed, Held, Passenger, encode
+from actors.user_index import UserIndex, is_member
+from actors.views import Record
 
 ROUTE = "J1-20261201"
 
@@ -164,3 +166,70 @@ async def test_entry_without_events_field_raises_journal_corrupt_on_load(
     await redis_client.xadd(keys.journal(ROUTE), {"x": b"1"})
     with pytest.raises(JournalCorrupt, match="no events field"):
         journal.load(sync_client, ROUTE)
+
+
+# ---- what the append also stores for buyer reads (stored availability, users' lists) -----
+
+
+def _record(n: int, user: str, status: str = "held") -> Record:
+    # ids shaped as the front end makes them (the user list keeps only such ids)
+    return Record(f"{ROUTE}-{n:024x}", status, 0, 2, "second", [n], 1600.0 + n, 1000.0 + n,
+                  user, [Passenger("name", f"p{n}")])  # fmt: skip
+
+
+async def test_append_stores_availability_and_booking_records_in_the_same_script(
+    sync_client: redis.Redis, redis_client: redis.asyncio.Redis
+) -> None:
+    writer = activated(sync_client, redis_client)
+    # names with the separator of the script's fields in them, and bytes of every value
+    users = ["alice", "b:o:b", "7:x", "ünï"]
+    records = [_record(n, users[n % len(users)]) for n in range(9)]
+    stored = journal.encode_availability(writer.epoch << 32 | 1, {"second": [3, 2, 1]})
+    await writer.append(batch(0), None, availability=stored, records=records)
+    raw = await redis_client.get(keys.availability(ROUTE))
+    assert journal.decode_availability(raw) == journal.StoredAvailability(
+        writer.epoch << 32 | 1, {"second": [3, 2, 1]}
+    )
+    index = UserIndex(redis_client)
+    for user in users:
+        mine = [r for r in records if r.user == user]
+        page, after = await index.page(user, None, 100)
+        assert page == sorted(mine, key=lambda r: r.created_at, reverse=True)
+        assert after is None
+    # a later batch replaces a record in place: same position, new status
+    changed = _record(4, records[4].user, "confirmed")
+    await writer.append(batch(1), None, records=[changed])
+    page, _ = await index.page(changed.user, None, 100)
+    assert changed in page and records[4] not in page
+    # availability left out (b""): the stored one stays
+    assert await redis_client.get(keys.availability(ROUTE)) == raw
+
+
+async def test_a_fenced_append_stores_neither_availability_nor_records(
+    sync_client: redis.Redis, redis_client: redis.asyncio.Redis
+) -> None:
+    old = activated(sync_client, redis_client)
+    activated(sync_client, redis_client)
+    with pytest.raises(Fenced):
+        await old.append(batch(0), None, availability=b"avail", records=[_record(1, "alice")])
+    assert await redis_client.get(keys.availability(ROUTE)) is None
+    assert await UserIndex(redis_client).page("alice", None, 10) == ([], None)
+    with pytest.raises(Fenced):
+        journal.publish_availability(sync_client, ROUTE, old.epoch, b"avail")
+    assert await redis_client.get(keys.availability(ROUTE)) is None
+
+
+async def test_user_pages_end_where_they_say_and_continue_after_the_cursor(
+    sync_client: redis.Redis, redis_client: redis.asyncio.Redis
+) -> None:
+    writer = activated(sync_client, redis_client)
+    records = [_record(n, "carol") for n in range(7)]
+    await writer.append(batch(0), None, records=records)
+    index, walked, after = UserIndex(redis_client), [], None
+    while True:
+        page, after = await index.page("carol", after, 3)
+        walked += page
+        if after is None:
+            break
+        assert is_member(after)
+    assert walked == records[::-1]

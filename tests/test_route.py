@@ -146,3 +146,45 @@ def test_route_of_exactly_the_limits_is_accepted() -> None:
 
     assert len(route.seats()) == MAX_SEATS
     assert route.segments == 63
+
+
+# ---- the optional schedule ----------------------------------------------------------------
+
+#: the contract example's four stations, running past midnight (GTFS-style 24:00+ times)
+SCHEDULE = [
+    {"arrive": None, "depart": "22:00"},
+    {"arrive": "23:30", "depart": "23:32"},
+    {"arrive": "24:40", "depart": "24:45"},
+    {"arrive": "26:10", "depart": None},
+]
+
+
+def test_a_schedule_round_trips_and_a_route_without_one_is_unchanged() -> None:
+    plain = RouteDef.from_dict(route_dict())
+    timed = RouteDef.from_dict({**route_dict(), "schedule": SCHEDULE})
+    assert "schedule" not in plain.to_dict()
+    assert RouteDef.from_dict({**route_dict(), "schedule": None}) == plain
+    assert timed.to_dict() == {**route_dict(), "route_id": timed.route_id, "schedule": SCHEDULE}
+    assert RouteDef.from_dict(timed.to_dict()) == timed
+    assert timed != plain  # a different definition: re-creating it is a conflict
+    assert (timed.departure(1), timed.arrival(3)) == ("23:32", "26:10")
+    assert (plain.departure(1), plain.arrival(3)) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "words"),
+    [
+        (SCHEDULE[:3], "one entry per station"),
+        ([{**SCHEDULE[0], "depart": "8:00"}, *SCHEDULE[1:]], "must be HH:MM"),
+        ([{**SCHEDULE[0], "depart": "48:00"}, *SCHEDULE[1:]], "must be HH:MM"),
+        ([SCHEDULE[0], {"arrive": None, "depart": "23:32"}, *SCHEDULE[2:]], "arrival time"),
+        ([SCHEDULE[0], {"arrive": "23:30", "depart": None}, *SCHEDULE[2:]], "departure time"),
+        ([SCHEDULE[0], {"arrive": "21:30", "depart": "23:32"}, *SCHEDULE[2:]], "backwards"),
+        ([*SCHEDULE[:3], {"arrive": "01:10", "depart": None}], "backwards"),
+        ([{**SCHEDULE[0], "depart": 2200}, *SCHEDULE[1:]], "malformed"),
+        ("22:00", "malformed"),
+    ],
+)
+def test_a_bad_schedule_is_rejected_with_a_sentence(schedule: Any, words: str) -> None:
+    with pytest.raises(InvalidRoute, match=words):
+        RouteDef.from_dict({**route_dict(), "schedule": schedule})

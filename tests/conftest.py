@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Ray reads RAY_AUTH_MODE when its core library loads, not at ray.init(): set it before
 # anything imports ray. Token auth, as ticketd runs Ray locally (see README).
@@ -30,6 +31,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """The session's private Redis, with AOF on as in production."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis-data"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def local_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own (AOF, appendfsync always), free to be killed and stopped."""
+    server = EmbeddedRedis(tmp_path)
     server.start()
     try:
         yield server

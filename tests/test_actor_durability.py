@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -66,17 +65,6 @@ from actors.views import Record, record
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 RouteIds = Callable[[], str]
-
-
-@pytest.fixture
-async def local_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    """A Redis of this test's own (AOF, appendfsync always), free to be killed and stopped."""
-    server = EmbeddedRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _pair(index: int, stations: int) -> tuple[int, int]:

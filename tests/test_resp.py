@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -12,17 +10,6 @@ import redis.asyncio
 
 from actors import resp
 from actors.redis_server import EmbeddedRedis
-
-
-@pytest.fixture
-async def local_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    """A Redis of this test's own, free to be stopped."""
-    server = EmbeddedRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_commands_are_packed_as_resp_bulk_strings() -> None:

@@ -215,11 +215,6 @@ class Journal:
             # a restarted or flushed Redis forgot the script; EVALSHA did not run it
             return await conn.call(resp.pack("EVAL", _APPEND, len(keys_), *keys_, *args))
 
-    def close(self) -> None:
-        """Close the lean connection (the redis-py client is closed by its owner)."""
-        if self._lean is not None:
-            self._lean.close()
-
     async def append(
         self,
         payload: bytes,

@@ -43,7 +43,7 @@ from typing import Any
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import ROOT, Server, free_port, http, machine, source
+from throughput import ROOT, Server, free_port, http, machine, source, write_docs
 
 sys.path.insert(0, str(ROOT))
 from actors.redis_server import EmbeddedRedis
@@ -261,15 +261,7 @@ def main() -> int:
     section = "\n".join(lines)
     print(section)
     if not args.no_docs:
-        text = DOCS.read_text()
-        block = f"{BEGIN}\n{section}\n{END}"
-        if BEGIN in text and END in text:
-            head, _, rest = text.partition(BEGIN)
-            _, _, tail = rest.partition(END)
-            text = head + block + tail
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        DOCS.write_text(text)
+        write_docs(DOCS, section, BEGIN, END)
     with contextlib.suppress(OSError):
         shutil.rmtree(work)
     return 0 if passed else 1

@@ -841,12 +841,13 @@ def targets(results: dict[str, Result], p99_limit: float) -> list[str]:
     return out
 
 
-def write_docs(path: Path, section: str) -> None:
+def write_docs(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put section between the begin and end markers of path (appended if they are absent)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"

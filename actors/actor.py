@@ -4,7 +4,7 @@ A thin shell around the pure domain: decide a batch (no await), persist its
 events in one fenced Redis append, only then answer. Requests that arrive
 while a write is in flight wait and go together in the next write (group
 commit). Commands arrive over the actor's own data-plane socket
-(`actors/plane_server.py`); Ray calls are the control plane: `address`,
+(`actors/plane/listener.py`); Ray calls are the control plane: `address`,
 `info`, `sweep`.
 """
 
@@ -25,14 +25,15 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors import journal, keys, placement, routes_store, zombie
+from actors import placement, zombie
 from actors.config import ActorConfig
-from actors.decide import Policy, run_batch
-from actors.errors import Unavailable
-from actors.messages import Command, Event, Held, Sweep, Waitlisted, encode
-from actors.plane_server import Connection, PlaneServer, Rows
-from actors.state import RouteState, apply, from_snapshot, to_snapshot
-from actors.views import Record, Reply, Result, availability_matrix, record
+from actors.domain.decide import Policy, run_batch
+from actors.domain.errors import Unavailable
+from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted, encode
+from actors.domain.state import RouteState, apply, from_snapshot, to_snapshot
+from actors.domain.views import Record, Reply, Result, availability_matrix, record
+from actors.plane.listener import Connection, PlaneServer, Rows
+from actors.storage import journal, keys, routes_store
 
 __all__ = ["Reply", "RouteActor", "recover"]
 

@@ -30,7 +30,7 @@ from typing import Any
 import ray
 import redis
 
-from actors import keys
+from actors.storage import keys
 
 log = logging.getLogger(__name__)
 

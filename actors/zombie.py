@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aredis
 import structlog
 
-from actors import keys
+from actors.storage import keys
 
 log = structlog.get_logger("ticketd.actor")
 

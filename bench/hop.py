@@ -6,7 +6,7 @@ processes used (the driver from getrusage, the actors from /proc):
 
   ray      `await handle.echo.remote(payload)`: an async Ray actor method
   plane    one authenticated data-plane Link per actor (server/link.py ->
-           actors/plane_server.py), over the same-node Unix socket
+           actors/plane/listener.py), over the same-node Unix socket
   plane-tcp  the same over TCP on the node's address
 
 The actors answer at once (no Redis, no seat model): this isolates the
@@ -33,9 +33,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray  # noqa: E402
 
-from actors import plane  # noqa: E402
-from actors.messages import Command, GetBooking, encode  # noqa: E402
-from actors.plane_server import Connection, PlaneServer  # noqa: E402
+from actors.domain.messages import Command, GetBooking, encode  # noqa: E402
+from actors.plane import protocol  # noqa: E402
+from actors.plane.listener import Connection, PlaneServer  # noqa: E402
 from server.link import Link  # noqa: E402
 
 SECRET = "hop-benchmark-secret-0123456789abcdef-01"
@@ -119,7 +119,7 @@ async def run(actors: int, seconds: float) -> list[dict[str, Any]]:
         links = [await Link.connect(w, SECRET, unix=unix) for w in where]
 
         async def plane_call(link: Link) -> None:
-            await link.request(plane.OP_SUBMIT, payload)
+            await link.request(protocol.OP_SUBMIT, payload)
 
         out.append(await _measure(name, plane_call, links, pids, seconds))
         for link in links:

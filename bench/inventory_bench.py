@@ -13,12 +13,12 @@ import platform
 import random
 import time
 
-from actors.decide import Policy, execute
-from actors.errors import DomainError
-from actors.inventory import Inventory
-from actors.messages import Book, Passenger
-from actors.route import RouteDef, trip_mask
-from actors.state import RouteState
+from actors.domain.decide import Policy, execute
+from actors.domain.errors import DomainError
+from actors.domain.inventory import Inventory
+from actors.domain.messages import Book, Passenger
+from actors.domain.route import RouteDef, trip_mask
+from actors.domain.state import RouteState
 
 STATIONS = [f"S{k:02d}" for k in range(16)]
 

@@ -41,14 +41,16 @@ import redis
 import redis.asyncio as aredis
 from ray.exceptions import RayActorError
 
-from actors import directory, journal, keys, plane
+from actors import directory
 from actors.actor import Reply, recover
 from actors.config import ActorConfig
-from actors.decide import Policy, run_batch
-from actors.messages import Book, Cancel, Command, Confirm, Event, Passenger, Sweep, encode
-from actors.redis_server import EmbeddedRedis
-from actors.route import RouteDef
-from actors.state import RouteState, apply, to_snapshot
+from actors.domain.decide import Policy, run_batch
+from actors.domain.messages import Book, Cancel, Command, Confirm, Event, Passenger, Sweep, encode
+from actors.domain.route import RouteDef
+from actors.domain.state import RouteState, apply, to_snapshot
+from actors.plane import protocol
+from actors.storage import journal, keys
+from actors.storage.redis_server import EmbeddedRedis
 
 STATIONS = [f"S{k:02d}" for k in range(16)]
 SNAPSHOT_EVERY = ActorConfig("redis://unused").snapshot_every
@@ -81,9 +83,9 @@ class PlaneCaller:
         return self.link
 
     def submit(self, payload: bytes) -> bytes:
-        """One request; raises plane.PlaneError (or RayActorError) if it was not answered."""
+        """One request; raises protocol.PlaneError (or RayActorError) if it was not answered."""
         link = self._connect()
-        raw: bytes = self.loop.run_until_complete(link.request(plane.OP_SUBMIT, payload))
+        raw: bytes = self.loop.run_until_complete(link.request(protocol.OP_SUBMIT, payload))
         return raw
 
     def pipeline(self, payloads: list[bytes], in_flight: int) -> list[tuple[float, bytes]]:
@@ -94,7 +96,7 @@ class PlaneCaller:
             out: list[tuple[float, bytes]] = []
             pending: list[tuple[float, Any]] = []
             for payload in payloads:
-                pending.append((time.perf_counter(), link.request(plane.OP_SUBMIT, payload)))
+                pending.append((time.perf_counter(), link.request(protocol.OP_SUBMIT, payload)))
                 if len(pending) >= in_flight:
                     sent, fut = pending.pop(0)
                     raw = await fut
@@ -244,7 +246,7 @@ def kill_to_serving(
             try:
                 ask()
                 break
-            except (RayActorError, plane.PlaneError, OSError):
+            except (RayActorError, protocol.PlaneError, OSError):
                 continue  # the old process's socket, or Ray's retries ran out: ask again
         elapsed = time.perf_counter() - started
         info = ray.get(handle.info.remote())

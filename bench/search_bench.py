@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import ROOT, Server, free_port, http, machine, source, write_docs
 
 sys.path.insert(0, str(ROOT))
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 from server.auth import mint
 
 DOCS = ROOT / "docs" / "benchmarks.md"

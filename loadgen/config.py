@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 SCENARIOS = ("flash-sale", "mixed", "steady")
 MAX_SEATS = 5_000
-"""Per route: ticketd accepts at most 5,000 seats per route (actors/route.py)."""
+"""Per route: ticketd accepts at most 5,000 seats per route (actors/domain/route.py)."""
 STEADY_DEFAULT_RATE = 200.0
 """Requests/s for `steady` when no --rate is given: it is an open-loop scenario by definition."""
 

@@ -19,15 +19,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from actors import routes_store
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.errors import DomainError, SoldOut
-from actors.messages import Book, Cancel, Change, Confirm, GetBooking, ListBookings, Passenger
-from actors.persistence import check_persistence
-from actors.route import RouteDef, pair_index, resolve_trip
-from actors.user_index import UserIndex
-from actors.views import Result
+from actors.domain.errors import DomainError, SoldOut
+from actors.domain.messages import (
+    Book,
+    Cancel,
+    Change,
+    Confirm,
+    GetBooking,
+    ListBookings,
+    Passenger,
+)
+from actors.domain.route import RouteDef, pair_index, resolve_trip
+from actors.domain.views import Result
+from actors.storage import routes_store
+from actors.storage.persistence import check_persistence
+from actors.storage.user_index import UserIndex
 from server import metrics, openapi, reads, schemas
 from server.auth import Authenticator
 from server.gateway import Channel, Gateway

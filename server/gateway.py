@@ -25,12 +25,13 @@ import redis.asyncio as aredis
 import structlog
 from ray import exceptions as rex
 
-from actors import keys, plane, routes_store
 from actors.directory import Directory
-from actors.errors import Unavailable
-from actors.messages import Command, encode
-from actors.route import RouteDef
-from actors.views import Reply, Result, RouteView
+from actors.domain.errors import Unavailable
+from actors.domain.messages import Command, encode
+from actors.domain.route import RouteDef
+from actors.domain.views import Reply, Result, RouteView
+from actors.plane import protocol
+from actors.storage import keys, routes_store
 from server import metrics
 from server.link import Link
 from server.problems import Problem
@@ -208,22 +209,22 @@ class Gateway:
             for attempt in (1, 2):
                 link = await self._link(ch)
                 try:
-                    raw = await link.request(plane.OP_SUBMIT, payload)
+                    raw = await link.request(protocol.OP_SUBMIT, payload)
                     break
-                except plane.Gone:
+                except protocol.Gone:
                     # the activation is deactivating and did not run the batch: resend
                     # to its successor, which Ray activates on the next address lookup
                     link.close()
                     if attempt == 2:
                         raise self._unavailable(route_id) from None
-        except plane.LinkLost as exc:
+        except protocol.LinkLost as exc:
             # sent, and then the connection broke (actor crashed, node gone, actor frozen
             # past the request timeout): the batch may or may not have run. Every command
             # is idempotent, so the client retries with the same key.
             log.warning("data plane lost", route_id=route_id, error=str(exc))
             ch.down = True
             raise self._unavailable(route_id) from None
-        except plane.RemoteError as exc:
+        except protocol.RemoteError as exc:
             log.warning("actor could not run a batch", route_id=route_id, error=str(exc))
             raise self._unavailable(route_id) from None
         finally:
@@ -271,8 +272,8 @@ class Gateway:
     async def _refresh(self, ch: Channel) -> None:
         try:
             link = await self._link(ch)
-            raw = await link.request(plane.OP_AVAILABILITY)
-        except (Problem, plane.PlaneError):
+            raw = await link.request(protocol.OP_AVAILABILITY)
+        except (Problem, protocol.PlaneError):
             if ch.matrix is not None:
                 return  # serve the last known figures rather than fail a read
             raise self._unavailable(ch.route.route_id) from None
@@ -331,11 +332,11 @@ class Gateway:
                     request_timeout=self.settings.plane_request_timeout,
                     label=f"route {route_id}",
                 )
-            except plane.AuthFailed as exc:
+            except protocol.AuthFailed as exc:
                 log.error("data plane refused", route_id=route_id, error=str(exc))
                 ch.down = True
                 raise self._unavailable(route_id) from None
-            except (OSError, TimeoutError, plane.PlaneError) as exc:
+            except (OSError, TimeoutError, protocol.PlaneError) as exc:
                 # the activation that answered may have died since: ask Ray again
                 log.warning("data plane connect failed", route_id=route_id, error=repr(exc))
                 if attempt == 2:

@@ -15,7 +15,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.errors import DomainError
+from actors.domain.errors import DomainError
 from server import metrics
 from server.problems import Problem, problem_response
 

@@ -1,6 +1,6 @@
 """The front end's side of the data plane: one authenticated connection to one route actor.
 
-See `actors/plane.py` for the protocol. A Link multiplexes requests by id, so
+See `actors/protocol.py` for the protocol. A Link multiplexes requests by id, so
 several batches may be in flight on it. When the connection ends, or the
 oldest request waits longer than `request_timeout` (a frozen actor keeps its
 socket open), every request in flight fails with LinkLost: its fate is
@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-from actors import plane
+from actors.plane import protocol
 
 _WATCH_SECONDS = 0.5
 _ID_LIMIT = 2**32
@@ -29,7 +29,7 @@ class Link(asyncio.Protocol):
         self.request_timeout = request_timeout
         self.open = False
         self._secret = secret
-        self._nonce = plane.nonce()
+        self._nonce = protocol.nonce()
         self._server_nonce = b""
         self._stage = 0  # 0: await hello, 1: await the server's proof, 2: frames
         self._buf = bytearray()
@@ -56,7 +56,7 @@ class Link(asyncio.Protocol):
 
         `where` is the actor's `address()` answer; `unix` picks its same-node socket.
         """
-        key = plane.secret_bytes(secret)
+        key = protocol.secret_bytes(secret)
         loop = asyncio.get_running_loop()
         link = cls(key, request_timeout, label)
         try:
@@ -85,12 +85,12 @@ class Link(asyncio.Protocol):
     def request(self, op: int, body: bytes = b"") -> asyncio.Future[bytes]:
         """Send one request; the future gets the answer's body (or a PlaneError)."""
         if not self.open or self._transport is None:
-            raise plane.LinkLost(f"{self.label}: {self._why}")
+            raise protocol.LinkLost(f"{self.label}: {self._why}")
         self._next_id = (self._next_id + 1) % _ID_LIMIT
         req_id = self._next_id
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[req_id] = (future, time.monotonic())
-        self._transport.write(plane.frame(req_id, op, body))
+        self._transport.write(protocol.frame(req_id, op, body))
         return future
 
     @property
@@ -119,17 +119,19 @@ class Link(asyncio.Protocol):
             if self._stage == 1:
                 # we sent our proof and the actor hung up: it did not accept the secret
                 self._ready.set_exception(
-                    plane.AuthFailed(
+                    protocol.AuthFailed(
                         f"{self.label}: the actor refused the connection; is "
                         "TICKETD_CLUSTER_SECRET the same on every node?"
                     )
                 )
             else:
-                self._ready.set_exception(plane.LinkLost(f"{self.label}: closed while connecting"))
+                self._ready.set_exception(
+                    protocol.LinkLost(f"{self.label}: closed while connecting")
+                )
         pending, self._pending = self._pending, {}
         for future, _ in pending.values():
             if not future.done():
-                future.set_exception(plane.LinkLost(f"{self.label}: {self._why}"))
+                future.set_exception(protocol.LinkLost(f"{self.label}: {self._why}"))
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -137,8 +139,8 @@ class Link(asyncio.Protocol):
         if self._stage < 2 and not self._handshake():
             return
         try:
-            frames = plane.split_frames(buf)
-        except plane.PlaneError as exc:
+            frames = protocol.split_frames(buf)
+        except protocol.PlaneError as exc:
             self._abort(f"protocol violation ({exc})")
             return
         pending = self._pending
@@ -146,12 +148,12 @@ class Link(asyncio.Protocol):
             entry = pending.pop(req_id, None)
             if entry is None or entry[0].done():
                 continue
-            if status == plane.OK:
+            if status == protocol.OK:
                 entry[0].set_result(body)
-            elif status == plane.GONE:
-                entry[0].set_exception(plane.Gone(f"{self.label}: the activation is ending"))
+            elif status == protocol.GONE:
+                entry[0].set_exception(protocol.Gone(f"{self.label}: the activation is ending"))
             else:
-                entry[0].set_exception(plane.RemoteError(body.decode(errors="replace")))
+                entry[0].set_exception(protocol.RemoteError(body.decode(errors="replace")))
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -159,26 +161,26 @@ class Link(asyncio.Protocol):
         """Advance the handshake with what is buffered; True once frames may follow."""
         buf = self._buf
         if self._stage == 0:
-            if len(buf) < plane.HELLO_SIZE:
+            if len(buf) < protocol.HELLO_SIZE:
                 return False
-            if bytes(buf[: len(plane.MAGIC)]) != plane.MAGIC:
-                self._fail_handshake(plane.AuthFailed(f"{self.label}: not a ticketd data plane"))
+            if bytes(buf[: len(protocol.MAGIC)]) != protocol.MAGIC:
+                self._fail_handshake(protocol.AuthFailed(f"{self.label}: not a ticketd data plane"))
                 return False
-            self._server_nonce = bytes(buf[len(plane.MAGIC) : plane.HELLO_SIZE])
-            del buf[: plane.HELLO_SIZE]
-            proof = plane.client_proof(self._secret, self._server_nonce, self._nonce)
+            self._server_nonce = bytes(buf[len(protocol.MAGIC) : protocol.HELLO_SIZE])
+            del buf[: protocol.HELLO_SIZE]
+            proof = protocol.client_proof(self._secret, self._server_nonce, self._nonce)
             assert self._transport is not None
             self._transport.write(self._nonce + proof)
             self._stage = 1
-        if len(buf) < plane.MAC:
+        if len(buf) < protocol.MAC:
             return False
-        expected = plane.server_proof(self._secret, self._server_nonce, self._nonce)
-        if not plane.verify(expected, bytes(buf[: plane.MAC])):
+        expected = protocol.server_proof(self._secret, self._server_nonce, self._nonce)
+        if not protocol.verify(expected, bytes(buf[: protocol.MAC])):
             self._fail_handshake(
-                plane.AuthFailed(f"{self.label}: the actor could not prove the cluster secret")
+                protocol.AuthFailed(f"{self.label}: the actor could not prove the cluster secret")
             )
             return False
-        del buf[: plane.MAC]
+        del buf[: protocol.MAC]
         self._stage = 2
         self.open = True
         self._ready.set_result(None)

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from actors.user_index import MEMBER_PATTERN
+from actors.storage.user_index import MEMBER_PATTERN
 from server import schemas
 from server.problems import STATUS
 

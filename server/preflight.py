@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from actors.persistence import check_persistence_sync
+from actors.storage.persistence import check_persistence_sync
 from server.settings import Settings
 
 #: the oldest Redis ticketd is built and tested for (DESIGN §4); Valkey reports

@@ -2,8 +2,8 @@
 
 Each answers from this front end's state or from Redis in O(page): the
 station index of a date (server/search.py), the users' booking lists the
-actors write with their journal appends (actors/user_index.py), and the
-route indexes written with each definition (actors/routes_store.py).
+actors write with their journal appends (actors/storage/user_index.py), and the
+route indexes written with each definition (actors/storage/routes_store.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from actors import routes_store, user_index
-from actors.route import is_route_id
+from actors.domain.route import is_route_id
+from actors.storage import routes_store, user_index
 from server.auth import Authenticator
 from server.gateway import Gateway
 from server.http import endpoint, json_response, route_of_booking

@@ -16,8 +16,8 @@ import ray
 import structlog
 
 from actors.config import NAMESPACE
-from actors.redis_server import EmbeddedRedis
-from actors.supervisor import RedisSupervisor
+from actors.storage.redis_server import EmbeddedRedis
+from actors.storage.supervisor import RedisSupervisor
 from server.preflight import StartupError
 from server.raywatch import RayWatch
 from server.settings import Settings

@@ -24,11 +24,11 @@ import redis
 import redis.asyncio as aredis
 import structlog
 
-from actors import journal, keys, routes_store
 from actors.actor import recover
-from actors.route import RouteDef, minutes, pair_index
-from actors.state import RouteState
-from actors.views import availability_matrix
+from actors.domain.route import RouteDef, minutes, pair_index
+from actors.domain.state import RouteState
+from actors.domain.views import availability_matrix
+from actors.storage import journal, keys, routes_store
 from server.gateway import Channel, Gateway
 
 log = structlog.get_logger("ticketd.search")

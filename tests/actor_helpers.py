@@ -19,13 +19,15 @@ import redis
 import redis.asyncio
 from ray.exceptions import RayActorError
 
-from actors import directory, plane, routes_store
+from actors import directory
 from actors.actor import Reply, recover
 from actors.config import ActorConfig
-from actors.messages import Book, Command, ListBookings, Passenger, encode
-from actors.route import RouteDef, trip_mask
-from actors.state import RouteState
-from actors.views import Record, Result
+from actors.domain.messages import Book, Command, ListBookings, Passenger, encode
+from actors.domain.route import RouteDef, trip_mask
+from actors.domain.state import RouteState
+from actors.domain.views import Record, Result
+from actors.plane import protocol
+from actors.storage import routes_store
 from server.link import Link
 
 STATIONS = ["S0", "S1", "S2", "S3", "S4"]
@@ -62,7 +64,9 @@ class PlaneClient:
     async def submit(self, commands: Sequence[Command], timeout: float = 60.0) -> Reply:
         """One batch over the data plane; the Reply with the full (merged) matrix."""
         link = await self.connect(timeout)
-        raw = await asyncio.wait_for(link.request(plane.OP_SUBMIT, encode(list(commands))), timeout)
+        raw = await asyncio.wait_for(
+            link.request(protocol.OP_SUBMIT, encode(list(commands))), timeout
+        )
         reply = _reply.decode(raw)
         self.matrix.update(reply.matrix)
         reply.matrix = dict(self.matrix)

@@ -67,7 +67,7 @@ from ray.cluster_utils import Cluster
 
 from actors.config import NAMESPACE
 from actors.directory import actor_name
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 from server.auth import mint
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio
 
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 
 
 def pytest_configure(config: pytest.Config) -> None:

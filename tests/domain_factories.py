@@ -10,11 +10,11 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from actors.decide import Decision, Policy, decide, execute
-from actors.inventory import Inventory
-from actors.messages import Book, Cancel, Change, Confirm, Passenger, Sweep
-from actors.route import RouteDef
-from actors.state import RouteState
+from actors.domain.decide import Decision, Policy, decide, execute
+from actors.domain.inventory import Inventory
+from actors.domain.messages import Book, Cancel, Change, Confirm, Passenger, Sweep
+from actors.domain.route import RouteDef
+from actors.domain.state import RouteState
 
 CoachSpec = tuple[str, str, int, str]  # (number, class, rows, letters)
 

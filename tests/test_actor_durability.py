@@ -42,11 +42,10 @@ from actor_helpers import (
 from domain_factories import assert_same_state
 from ray.exceptions import RayActorError
 
-from actors import directory, journal, keys, plane
+from actors import directory
 from actors.actor import Reply, recover
-from actors.decide import Policy, run_batch
-from actors.journal import JournalCorrupt
-from actors.messages import (
+from actors.domain.decide import Policy, run_batch
+from actors.domain.messages import (
     Cancel,
     Change,
     Command,
@@ -57,10 +56,13 @@ from actors.messages import (
     Sweep,
     encode,
 )
-from actors.redis_server import EmbeddedRedis
-from actors.route import pair_index, trip_mask
-from actors.state import RouteState, apply, to_snapshot
-from actors.views import Record, record
+from actors.domain.route import pair_index, trip_mask
+from actors.domain.state import RouteState, apply, to_snapshot
+from actors.domain.views import Record, record
+from actors.plane import protocol
+from actors.storage import journal, keys
+from actors.storage.journal import JournalCorrupt
+from actors.storage.redis_server import EmbeddedRedis
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -500,5 +502,5 @@ async def test_live_actor_whose_reload_meets_corruption_fails_calls_instead_of_h
             await client.aclose()
         # memory must be rebuilt before the next batch, and the journal cannot be read
         for _ in range(2):
-            with pytest.raises(plane.RemoteError, match="JournalCorrupt"):
+            with pytest.raises(protocol.RemoteError, match="JournalCorrupt"):
                 await submit(handle, [book("c")], timeout=20)

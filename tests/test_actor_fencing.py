@@ -33,9 +33,11 @@ from actor_helpers import (
 )
 from ray.exceptions import RayActorError
 
-from actors import directory, journal, keys, plane
+from actors import directory
 from actors.config import ActorConfig
-from actors.messages import Confirm
+from actors.domain.messages import Confirm
+from actors.plane import protocol
+from actors.storage import journal, keys
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -71,7 +73,7 @@ async def test_second_activation_fences_the_first_which_refuses_writes_and_stops
             # the old activation answers "unavailable" (or is already gone), never ok
             for answer in from_first:
                 if isinstance(answer, BaseException):
-                    assert isinstance(answer, RayActorError | plane.PlaneError), answer
+                    assert isinstance(answer, RayActorError | protocol.PlaneError), answer
                 else:
                     assert is_unavailable(answer.results[0])
             assert any(not isinstance(a, BaseException) for a in from_first)

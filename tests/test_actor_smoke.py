@@ -6,9 +6,9 @@ import pytest
 import redis.asyncio
 from actor_helpers import actor_config, route_actor, submit
 
-from actors import routes_store
-from actors.messages import Book, Passenger
-from actors.route import RouteDef
+from actors.domain.messages import Book, Passenger
+from actors.domain.route import RouteDef
+from actors.storage import routes_store
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

@@ -18,8 +18,8 @@ from domain_factories import (
     sweep,
 )
 
-from actors.decide import Policy, decide, execute, run_batch
-from actors.errors import (
+from actors.domain.decide import Policy, decide, execute, run_batch
+from actors.domain.errors import (
     BadTrip,
     BookingNotFound,
     HoldExpired,
@@ -32,7 +32,7 @@ from actors.errors import (
     UnknownClass,
     UnknownStation,
 )
-from actors.messages import (
+from actors.domain.messages import (
     Book,
     Cancelled,
     Changed,
@@ -45,7 +45,7 @@ from actors.messages import (
     Served,
     Waitlisted,
 )
-from actors.state import RouteState
+from actors.domain.state import RouteState
 
 HOLD = POLICY.hold_seconds
 

@@ -29,7 +29,7 @@ from http_helpers import (
 
 from actors.config import NAMESPACE
 from actors.directory import actor_name
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 
 
 async def own(api: httpx.AsyncClient, auth: str, limit: int = 100) -> list[dict[str, Any]]:

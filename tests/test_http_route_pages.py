@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 from http_helpers import AppFactory, Ids, Tokens, assert_problem, coach, create_route, train_of
 
-from actors import keys
+from actors.storage import keys
 
 
 async def walk(api: httpx.AsyncClient, limit: int, **filters: str) -> list[dict[str, Any]]:

@@ -23,9 +23,9 @@ from http_helpers import (
     train_of,
 )
 
-from actors import keys
 from actors.config import NAMESPACE
 from actors.directory import actor_name
+from actors.storage import keys
 
 DATES = ("2027-03-01", "2027-03-02", "2027-03-03")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from domain_factories import make_inventory, seat_at, seat_names
 
-from actors.inventory import Inventory, InventoryCorrupt
-from actors.route import pair_index, trip_mask
+from actors.domain.inventory import Inventory, InventoryCorrupt
+from actors.domain.route import pair_index, trip_mask
 
 
 def take(inv: Inventory, seats: str, i: int, j: int) -> None:

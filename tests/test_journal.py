@@ -8,11 +8,11 @@ import pytest
 import redis
 import redis.asyncio
 
-from actors import journal, keys
-from actors.journal import Fenced, Journal, JournalCorrupt
-from actors.messages import Confirmed, Held, Passenger, encode
-from actors.user_index import UserIndex, is_member
-from actors.views import Record
+from actors.domain.messages import Confirmed, Held, Passenger, encode
+from actors.domain.views import Record
+from actors.storage import journal, keys
+from actors.storage.journal import Fenced, Journal, JournalCorrupt
+from actors.storage.user_index import UserIndex, is_member
 
 ROUTE = "J1-20261201"
 

@@ -17,7 +17,7 @@ from actor_helpers import (
 )
 from actor_helpers import book as booking
 
-from actors import keys
+from actors.storage import keys
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

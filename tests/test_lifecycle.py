@@ -25,10 +25,10 @@ from http_helpers import (
     route_body,
 )
 
-from actors import keys
 from actors.config import NAMESPACE
 from actors.directory import Directory, actor_name
-from actors.messages import Expired, decode_events
+from actors.domain.messages import Expired, decode_events
+from actors.storage import keys
 from server.app import redis_client
 from server.gateway import Gateway
 from server.settings import Settings

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio
 
-from actors import keys
 from actors.placement import Placement, preference
+from actors.storage import keys
 
 NODES = ["a" * 56, "b" * 56, "c" * 56]
 

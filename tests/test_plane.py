@@ -30,8 +30,9 @@ from actor_helpers import (
 )
 from http_helpers import booking_body, coach, people, route_body, train_of
 
-from actors import keys, plane
-from actors.messages import ListBookings, encode
+from actors.domain.messages import ListBookings, encode
+from actors.plane import protocol
+from actors.storage import keys
 from server.link import Link
 
 RouteIds = Callable[[], str]
@@ -58,16 +59,16 @@ async def test_a_client_without_the_secret_is_cut_off_and_changes_nothing(
 
         # the wrong secret, over TCP and over the same-node socket: refused at the handshake
         for unix in (False, True):
-            with pytest.raises(plane.AuthFailed, match="refused"):
+            with pytest.raises(protocol.AuthFailed, match="refused"):
                 await Link.connect(where, WRONG, unix=unix, label="intruder")
 
         # a raw client that skips the proof and sends a booking frame straight away
         reader, writer = await asyncio.open_connection(where["host"], where["port"])
         try:
-            hello = await reader.readexactly(plane.HELLO_SIZE)
-            assert hello.startswith(plane.MAGIC)
-            fake_proof = bytes(plane.PROOF_SIZE)
-            writer.write(fake_proof + plane.frame(1, plane.OP_SUBMIT, encode([book("b")])))
+            hello = await reader.readexactly(protocol.HELLO_SIZE)
+            assert hello.startswith(protocol.MAGIC)
+            fake_proof = bytes(protocol.PROOF_SIZE)
+            writer.write(fake_proof + protocol.frame(1, protocol.OP_SUBMIT, encode([book("b")])))
             await writer.drain()
             # the server hangs up without a word: no proof of its own, no answer to the frame
             assert await asyncio.wait_for(reader.read(), 10) == b""
@@ -79,8 +80,8 @@ async def test_a_client_without_the_secret_is_cut_off_and_changes_nothing(
         # a client that never proves anything is cut off after the handshake deadline
         reader, writer = await asyncio.open_connection(where["host"], where["port"])
         try:
-            await reader.readexactly(plane.HELLO_SIZE)
-            eof = await asyncio.wait_for(reader.read(), plane.HANDSHAKE_SECONDS + 10)
+            await reader.readexactly(protocol.HELLO_SIZE)
+            eof = await asyncio.wait_for(reader.read(), protocol.HANDSHAKE_SECONDS + 10)
             assert eof == b""
         finally:
             writer.close()
@@ -101,7 +102,7 @@ async def test_many_batches_in_flight_on_one_link_each_get_their_own_answer(
         try:
             tags = [f"m{k}" for k in range(60)]
             futures = [
-                link.request(plane.OP_SUBMIT, encode([book(tag, i, j)]))
+                link.request(protocol.OP_SUBMIT, encode([book(tag, i, j)]))
                 for tag, (i, j) in zip(tags, trips(60), strict=True)
             ]
             assert link.in_flight == 60
@@ -109,11 +110,11 @@ async def test_many_batches_in_flight_on_one_link_each_get_their_own_answer(
             got = [r.results[0].record.booking_id for r in replies if r.results[0].record]
             assert got == [f"bk-{tag}" for tag in tags]  # each answer is its own request's
             # later answers carry only the classes that changed since the link's last one
-            listed = decode_reply(await link.request(plane.OP_SUBMIT, encode([ListBookings()])))
+            listed = decode_reply(await link.request(protocol.OP_SUBMIT, encode([ListBookings()])))
             assert listed.matrix == {}
             assert listed.results[0].records is not None
             assert len(listed.results[0].records) == 60
-            fresh = decode_reply(await link.request(plane.OP_AVAILABILITY))
+            fresh = decode_reply(await link.request(protocol.OP_AVAILABILITY))
             assert fresh.matrix == {} and fresh.version == listed.version
         finally:
             link.close()
@@ -128,10 +129,10 @@ async def test_requests_in_flight_when_the_actor_dies_fail_and_a_new_link_serves
         before = await _address(handle)
         link = await Link.connect(before, PLANE_SECRET, unix=True, label="t")
         try:
-            assert decode_ok(await link.request(plane.OP_SUBMIT, encode([book("a")])))
+            assert decode_ok(await link.request(protocol.OP_SUBMIT, encode([book("a")])))
             sigkill(await actor_pid(handle))
-            with pytest.raises(plane.LinkLost):
-                await asyncio.wait_for(link.request(plane.OP_SUBMIT, encode([book("b")])), 30)
+            with pytest.raises(protocol.LinkLost):
+                await asyncio.wait_for(link.request(protocol.OP_SUBMIT, encode([book("b")])), 30)
             assert not link.open
         finally:
             link.close()
@@ -159,16 +160,16 @@ async def _fake_actor(
     key = secret.encode()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server_nonce = plane.nonce()
-        writer.write(plane.MAGIC + server_nonce)
+        server_nonce = protocol.nonce()
+        writer.write(protocol.MAGIC + server_nonce)
         try:
-            proof = await reader.readexactly(plane.PROOF_SIZE)
-            client_nonce = proof[: plane.NONCE]
-            writer.write(plane.server_proof(key, server_nonce, client_nonce))
+            proof = await reader.readexactly(protocol.PROOF_SIZE)
+            client_nonce = proof[: protocol.NONCE]
+            writer.write(protocol.server_proof(key, server_nonce, client_nonce))
             buf = bytearray()
             while data := await reader.read(65536):
                 buf += data
-                for req_id, _, _ in plane.split_frames(buf):
+                for req_id, _, _ in protocol.split_frames(buf):
                     if answer is not None:
                         await answer(writer, req_id)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -186,7 +187,7 @@ async def _fake_actor(
 
 async def test_an_impostor_that_cannot_prove_the_secret_is_refused() -> None:
     async with _fake_actor(WRONG, None) as where:
-        with pytest.raises(plane.AuthFailed, match="could not prove"):
+        with pytest.raises(protocol.AuthFailed, match="could not prove"):
             await Link.connect(where, PLANE_SECRET, unix=False, label="t")
 
 
@@ -195,46 +196,46 @@ async def test_a_stalled_actor_fails_the_requests_in_flight_after_the_request_ti
         link = await Link.connect(where, PLANE_SECRET, unix=False, request_timeout=1.0)
         try:
             started = asyncio.get_running_loop().time()
-            with pytest.raises(plane.LinkLost, match="no answer within 1 s"):
-                await asyncio.wait_for(link.request(plane.OP_SUBMIT, b"\x90"), 10)
+            with pytest.raises(protocol.LinkLost, match="no answer within 1 s"):
+                await asyncio.wait_for(link.request(protocol.OP_SUBMIT, b"\x90"), 10)
             assert asyncio.get_running_loop().time() - started < 3
             assert not link.open
-            with pytest.raises(plane.LinkLost):
-                link.request(plane.OP_SUBMIT, b"\x90")
+            with pytest.raises(protocol.LinkLost):
+                link.request(protocol.OP_SUBMIT, b"\x90")
         finally:
             link.close()
 
 
 async def test_answers_of_the_ending_activation_and_of_failures_are_told_apart() -> None:
     async def gone(writer: asyncio.StreamWriter, req_id: int) -> None:
-        code = plane.GONE if req_id == 1 else plane.ERROR
-        writer.write(plane.frame(req_id, code, b"JournalCorrupt: entry 1-0"))
+        code = protocol.GONE if req_id == 1 else protocol.ERROR
+        writer.write(protocol.frame(req_id, code, b"JournalCorrupt: entry 1-0"))
 
     async with _fake_actor(PLANE_SECRET, gone) as where:
         link = await Link.connect(where, PLANE_SECRET, unix=False)
         try:
-            with pytest.raises(plane.Gone):
-                await link.request(plane.OP_SUBMIT, b"\x90")
-            with pytest.raises(plane.RemoteError, match="JournalCorrupt"):
-                await link.request(plane.OP_SUBMIT, b"\x90")
+            with pytest.raises(protocol.Gone):
+                await link.request(protocol.OP_SUBMIT, b"\x90")
+            with pytest.raises(protocol.RemoteError, match="JournalCorrupt"):
+                await link.request(protocol.OP_SUBMIT, b"\x90")
         finally:
             link.close()
 
 
 def test_a_cluster_secret_shorter_than_32_bytes_is_refused() -> None:
-    with pytest.raises(plane.AuthFailed, match="at least 32 bytes"):
-        plane.secret_bytes("short")
+    with pytest.raises(protocol.AuthFailed, match="at least 32 bytes"):
+        protocol.secret_bytes("short")
 
 
 def test_frames_split_across_reads_and_oversized_frames() -> None:
-    whole = plane.frame(7, plane.OK, b"hello") + plane.frame(8, plane.ERROR, b"no")
+    whole = protocol.frame(7, protocol.OK, b"hello") + protocol.frame(8, protocol.ERROR, b"no")
     buf = bytearray(whole[:5])
-    assert plane.split_frames(buf) == []
+    assert protocol.split_frames(buf) == []
     buf += whole[5:]
-    assert plane.split_frames(buf) == [(7, plane.OK, b"hello"), (8, plane.ERROR, b"no")]
+    assert protocol.split_frames(buf) == [(7, protocol.OK, b"hello"), (8, protocol.ERROR, b"no")]
     assert buf == bytearray()
-    with pytest.raises(plane.PlaneError, match="bad frame length"):
-        plane.split_frames(bytearray((plane.MAX_FRAME + 1).to_bytes(4, "big") + bytes(5)))
+    with pytest.raises(protocol.PlaneError, match="bad frame length"):
+        protocol.split_frames(bytearray((protocol.MAX_FRAME + 1).to_bytes(4, "big") + bytes(5)))
 
 
 # ---- through the front end -----------------------------------------------------------------

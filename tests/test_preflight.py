@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from actors.redis_server import find_server_binary
+from actors.storage.redis_server import find_server_binary
 from server import preflight
 from server.preflight import StartupError
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from actors.decide import Decision, Policy, execute
-from actors.errors import (
+from actors.domain.decide import Decision, Policy, execute
+from actors.domain.errors import (
     BookingNotFound,
     DomainError,
     HoldExpired,
@@ -27,7 +27,7 @@ from actors.errors import (
     SoldOut,
     TooManyBookings,
 )
-from actors.messages import (
+from actors.domain.messages import (
     Book,
     Cancel,
     Cancelled,
@@ -46,9 +46,9 @@ from actors.messages import (
     decode_events,
     encode,
 )
-from actors.route import RouteDef, pair_index, trip_mask
-from actors.state import RouteState, apply, from_snapshot, to_snapshot
-from actors.views import Record
+from actors.domain.route import RouteDef, pair_index, trip_mask
+from actors.domain.state import RouteState, apply, from_snapshot, to_snapshot
+from actors.domain.views import Record
 
 # a failing sale is shrunk for up to 300 s (hypothesis's cap): let it finish and print the
 # minimal counterexample instead of dying on the suite's 300 s timeout

@@ -17,8 +17,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from actors.persistence import check_persistence
-from actors.redis_server import EmbeddedRedis, find_server_binary
+from actors.storage.persistence import check_persistence
+from actors.storage.redis_server import EmbeddedRedis, find_server_binary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -241,7 +241,7 @@ def test_start_on_taken_port_fails_with_the_server_log(
 
 CHILD = """
 import sys, time
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 server = EmbeddedRedis(sys.argv[1])
 server.start()
 print(server.pid, flush=True)

@@ -8,8 +8,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from actors import resp
-from actors.redis_server import EmbeddedRedis
+from actors.storage import resp
+from actors.storage.redis_server import EmbeddedRedis
 
 
 def test_commands_are_packed_as_resp_bulk_strings() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from domain_factories import make_route, route_dict
 
-from actors.errors import InvalidRoute
-from actors.route import MAX_SEATS, RouteDef, is_route_id, pair_index, trip_mask
+from actors.domain.errors import InvalidRoute
+from actors.domain.route import MAX_SEATS, RouteDef, is_route_id, pair_index, trip_mask
 
 
 def coach(**overrides: Any) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from domain_factories import (
     sweep,
 )
 
-from actors.decide import execute, run_batch
-from actors.errors import IdempotencyMismatch
-from actors.inventory import InventoryCorrupt
-from actors.messages import (
+from actors.domain.decide import execute, run_batch
+from actors.domain.errors import IdempotencyMismatch
+from actors.domain.inventory import InventoryCorrupt
+from actors.domain.messages import (
     Cancel,
     Event,
     Held,
@@ -31,8 +31,8 @@ from actors.messages import (
     decode_events,
     encode,
 )
-from actors.route import RouteDef
-from actors.state import RouteState, apply, from_snapshot, to_snapshot
+from actors.domain.route import RouteDef
+from actors.domain.state import RouteState, apply, from_snapshot, to_snapshot
 
 HOLD = POLICY.hold_seconds
 COACHES = [("01", "second", 2, "AB"), ("02", "first", 1, "AF")]

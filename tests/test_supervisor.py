@@ -1,4 +1,4 @@
-"""The embedded Redis's supervisor (actors/supervisor.py): real servers, real SIGKILLs."""
+"""The embedded Redis's supervisor (actors/storage/supervisor.py): real servers, real SIGKILLs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from actors.redis_server import EmbeddedRedis
-from actors.supervisor import Backoff, RedisSupervisor, describe_exit
+from actors.storage.redis_server import EmbeddedRedis
+from actors.storage.supervisor import Backoff, RedisSupervisor, describe_exit
 
 
 def _eventually(condition: Callable[[], bool], timeout: float) -> bool:

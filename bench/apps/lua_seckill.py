@@ -42,8 +42,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from actors.redis_server import EmbeddedRedis
-from actors.route import RouteDef
+from actors.domain.route import RouteDef
+from actors.storage.redis_server import EmbeddedRedis
 from server.auth import Authenticator
 from server.problems import Problem, problem_response
 

@@ -7,8 +7,8 @@ import json
 import redis
 import redis.asyncio as aredis
 
-from actors import keys
-from actors.route import RouteDef
+from actors.domain.route import RouteDef
+from actors.storage import keys
 
 
 class RouteNotFound(LookupError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from actors.route import RouteDef, Seat, trip_mask
+from actors.domain.route import RouteDef, Seat, trip_mask
 
 
 def _touches(mask: int, left: int, right: int) -> int:

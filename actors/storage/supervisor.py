@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from actors.redis_server import EmbeddedRedis
+from actors.storage.redis_server import EmbeddedRedis
 
 log = structlog.get_logger("ticketd.redis")
 

@@ -15,9 +15,9 @@ from typing import Protocol, cast
 
 import structlog
 
-from actors import plane
-from actors.messages import Command, decode_commands, encode
-from actors.views import Reply, Result
+from actors.domain.messages import Command, decode_commands, encode
+from actors.domain.views import Reply, Result
+from actors.plane import protocol
 
 log = structlog.get_logger("ticketd.plane")
 
@@ -55,7 +55,7 @@ class Connection(asyncio.Protocol):
         self.open = False
         self._authed = False
         self._buf = bytearray()
-        self._nonce = plane.nonce()
+        self._nonce = protocol.nonce()
         self._deadline: asyncio.TimerHandle | None = None
         #: availability rows this front end already has: replies carry only what changed
         self.sent: dict[str, tuple[int, int]] = {}
@@ -67,9 +67,9 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.open = True
         self._registry.add(self)
-        self.transport.write(plane.MAGIC + self._nonce)
+        self.transport.write(protocol.MAGIC + self._nonce)
         self._deadline = asyncio.get_running_loop().call_later(
-            plane.HANDSHAKE_SECONDS, self._handshake_timeout
+            protocol.HANDSHAKE_SECONDS, self._handshake_timeout
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -82,14 +82,14 @@ class Connection(asyncio.Protocol):
         buf = self._buf
         buf += data
         if not self._authed:
-            if len(buf) < plane.PROOF_SIZE:
+            if len(buf) < protocol.PROOF_SIZE:
                 return
-            if not self._check_proof(bytes(buf[: plane.PROOF_SIZE])):
+            if not self._check_proof(bytes(buf[: protocol.PROOF_SIZE])):
                 return
-            del buf[: plane.PROOF_SIZE]
+            del buf[: protocol.PROOF_SIZE]
         try:
-            frames = plane.split_frames(buf)
-        except plane.PlaneError as exc:
+            frames = protocol.split_frames(buf)
+        except protocol.PlaneError as exc:
             log.warning("plane: protocol violation", route_id=self.route_id, error=str(exc))
             self._cut()
             return
@@ -109,23 +109,25 @@ class Connection(asyncio.Protocol):
                 delta[klass] = row
                 sent[klass] = tag
         assert self.transport is not None
-        self.transport.write(plane.frame(req_id, plane.OK, encode(Reply(results, version, delta))))
+        self.transport.write(
+            protocol.frame(req_id, protocol.OK, encode(Reply(results, version, delta)))
+        )
 
     def gone(self, req_id: int) -> None:
         """Answer that this activation is ending and did not run the request."""
         if self.open and self.transport is not None:
-            self.transport.write(plane.frame(req_id, plane.GONE, b""))
+            self.transport.write(protocol.frame(req_id, protocol.GONE, b""))
 
     def fail(self, req_id: int, detail: str) -> None:
         """Answer a request with the sentence saying why it could not run."""
         if self.open and self.transport is not None:
-            self.transport.write(plane.frame(req_id, plane.ERROR, detail.encode()))
+            self.transport.write(protocol.frame(req_id, protocol.ERROR, detail.encode()))
 
     # ---- internals --------------------------------------------------------------------
 
     def _check_proof(self, proof: bytes) -> bool:
-        client_nonce, mac = proof[: plane.NONCE], proof[plane.NONCE :]
-        if not plane.verify(plane.client_proof(self.secret, self._nonce, client_nonce), mac):
+        client_nonce, mac = proof[: protocol.NONCE], proof[protocol.NONCE :]
+        if not protocol.verify(protocol.client_proof(self.secret, self._nonce, client_nonce), mac):
             log.warning("plane: connection refused, wrong cluster secret", route_id=self.route_id)
             self._cut()
             return False
@@ -133,18 +135,18 @@ class Connection(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
         assert self.transport is not None
-        self.transport.write(plane.server_proof(self.secret, self._nonce, client_nonce))
+        self.transport.write(protocol.server_proof(self.secret, self._nonce, client_nonce))
         return True
 
     def _dispatch(self, req_id: int, op: int, body: bytes) -> None:
-        if op == plane.OP_SUBMIT:
+        if op == protocol.OP_SUBMIT:
             try:
                 commands = decode_commands(body)
             except Exception as exc:  # a peer that knows the secret but speaks nonsense
                 self.fail(req_id, f"The commands could not be decoded: {exc}")
                 return
             self.host.plane_submit(commands, self, req_id)
-        elif op == plane.OP_AVAILABILITY:
+        elif op == protocol.OP_AVAILABILITY:
             self.host.plane_availability(self, req_id)
         else:
             self.fail(req_id, f"Unknown operation {op}.")
@@ -174,7 +176,7 @@ class PlaneServer:
     @classmethod
     async def start(cls, host: Host, secret: str, bind: str, route_id: str) -> PlaneServer:
         """Listen on TCP `bind` (an ephemeral port) and, on Linux, an abstract Unix socket."""
-        key = plane.secret_bytes(secret)
+        key = protocol.secret_bytes(secret)
         loop = asyncio.get_running_loop()
         connections: set[Connection] = set()
 

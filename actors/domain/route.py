@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.errors import BadTrip, InvalidRoute, UnknownClass, UnknownStation
+from actors.domain.errors import BadTrip, InvalidRoute, UnknownClass, UnknownStation
 
 MAX_STATIONS = 64
 MAX_COACHES = 40

@@ -16,9 +16,9 @@ import msgspec
 import redis
 import redis.asyncio as aredis
 
-from actors import keys, resp, user_index
-from actors.messages import Event, decode_events
-from actors.views import Record
+from actors.domain.messages import Event, decode_events
+from actors.domain.views import Record
+from actors.storage import keys, resp, user_index
 
 #: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
 #: batch creates. ARGV: epoch, events, route id, next hold deadline ('' if none), marker
@@ -181,7 +181,7 @@ def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
 class Journal:
     """Async writer for one route, owned by its actor.
 
-    Appends go over a lean connection (actors/resp.py) when the URL allows, else through
+    Appends go over a lean connection (actors/storage/resp.py) when the URL allows, else through
     redis-py; snapshots always through redis-py.
     """
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from actors.messages import Held, Passenger
-from actors.route import RouteDef, pair_index
-from actors.state import Booking, RouteState
+from actors.domain.messages import Held, Passenger
+from actors.domain.route import RouteDef, pair_index
+from actors.domain.state import Booking, RouteState
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):

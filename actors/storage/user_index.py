@@ -14,8 +14,8 @@ import re
 import msgspec
 import redis.asyncio as aredis
 
-from actors import keys
-from actors.views import Record
+from actors.domain.views import Record
+from actors.storage import keys
 
 #: newest first: a page is the `limit` members before the cursor (exclusive)
 _PAGE = """

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from actors.inventory import Inventory
-from actors.messages import (
+from actors.domain.inventory import Inventory
+from actors.domain.messages import (
     Cancelled,
     Changed,
     Confirmed,
@@ -20,7 +20,7 @@ from actors.messages import (
     Served,
     Waitlisted,
 )
-from actors.route import RouteDef, trip_mask
+from actors.domain.route import RouteDef, trip_mask
 
 LIVE = frozenset({"held", "confirmed", "waitlisted"})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from actors.errors import (
+from actors.domain.errors import (
     BookingNotFound,
     DomainError,
     HoldExpired,
@@ -20,7 +20,7 @@ from actors.errors import (
     SoldOut,
     TooManyBookings,
 )
-from actors.messages import (
+from actors.domain.messages import (
     Book,
     Cancel,
     Cancelled,
@@ -38,9 +38,9 @@ from actors.messages import (
     Sweep,
     Waitlisted,
 )
-from actors.route import resolve_trip, trip_mask
-from actors.state import LIVE, Booking, RouteState, apply
-from actors.views import Record, Result, origin_record, record
+from actors.domain.route import resolve_trip, trip_mask
+from actors.domain.state import LIVE, Booking, RouteState, apply
+from actors.domain.views import Record, Result, origin_record, record
 
 MAX_PASSENGERS = 5
 

@@ -1,0 +1,11 @@
+"""Storage: Redis as the durable backstop, and the embedded Redis ticketd runs by default.
+
+- `keys`: every Redis key ticketd uses, in one place;
+- `journal`: the fenced, append-only journal and snapshots of a route;
+- `resp`: the lean hiredis connection for the actor's one hot-path append;
+- `routes_store`: route definitions and their indexes (by date, by station);
+- `user_index`: a user's own bookings across routes;
+- `persistence`: is an external Redis durable enough to acknowledge bookings?
+- `redis_server`: the embedded Redis-compatible server (start, adopt, stop);
+- `supervisor`: keeps the embedded Redis alive, restarting it with backoff.
+"""

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import os
 import time
 from typing import Any
 
-import msgspec
 import ray
 import redis
 import redis.asyncio as aredis
@@ -28,42 +26,24 @@ from redis.backoff import NoBackoff
 from actors import placement, zombie
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
-from actors.domain.errors import Unavailable
 from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted, encode
-from actors.domain.state import RouteState, apply, from_snapshot, to_snapshot
+from actors.domain.state import next_deadline, to_snapshot
 from actors.domain.views import Record, Reply, Result, availability_matrix, record
 from actors.plane.listener import Connection, PlaneServer, Rows
-from actors.storage import journal, keys, routes_store
+from actors.replies import Sink, deliver, fail, unavailable
+from actors.storage import journal, keys
+from actors.storage.recovery import publish_recovered, recover
 
-__all__ = ["Reply", "RouteActor", "recover"]
+__all__ = ["Reply", "RouteActor"]
 
 log = structlog.get_logger("ticketd.actor")
 
 #: how long a fenced actor keeps answering "unavailable" before it stops itself
 _FENCED_GRACE_SECONDS = 1.0
-
-#: where a request's answer goes: a future (internal sweeps, Ray `sweep`) or a plane
-#: connection and the request's id on it
-Sink = asyncio.Future[bytes] | tuple[Connection, int]
-
-
-def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
-    """Latest snapshot plus the journal tail: the state before the crash, exactly."""
-    route = routes_store.fetch_sync(client, route_id)
-    stored = journal.load(client, route_id)
-    if stored.snapshot is not None:
-        try:
-            state = from_snapshot(stored.snapshot)
-        except msgspec.DecodeError as exc:
-            raise journal.JournalCorrupt(f"snapshot of {route_id} is corrupt: {exc}") from exc
-    else:
-        state = RouteState.empty(route)
-    last_id = stored.snapshot_last_id
-    for entry_id, events in stored.events():
-        for event in events:
-            apply(state, event)
-        last_id = entry_id
-    return state, last_id
+#: what a refused batch tells its callers (503 `unavailable`: retry with the same key)
+_MOVED = "This route moved to a newer activation; retry."
+_NO_STORAGE = "Storage is unreachable; retry with the same key."
+_UNCONFIRMED = "Storage did not confirm; retry with the same key."
 
 
 class RouteActor:
@@ -80,7 +60,7 @@ class RouteActor:
             placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
-            self._publish_availability(sync)
+            publish_recovered(sync, route_id, self.epoch, self.state)
         finally:
             sync.close()
         self.recovery_seconds = time.perf_counter() - started
@@ -212,10 +192,10 @@ class RouteActor:
                 # so it is rebuilt from Redis before the next batch.
                 self._stale = True
                 log.exception("batch failed", route_id=self.route_id)
-                self._fail(batch, exc)
+                fail(batch, exc)
                 continue
             # no await since _run's write was confirmed: memory is what Redis holds
-            self._deliver(batch, answers)
+            deliver(batch, answers, self._version, self._durable)
             self._maybe_snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
@@ -224,36 +204,12 @@ class RouteActor:
                 asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 
-    def _deliver(
-        self, batch: list[tuple[list[Command], Sink]], answers: list[list[Result]]
-    ) -> None:
-        version, full = self._version, None
-        for (_, sink), results in zip(batch, answers, strict=True):
-            if isinstance(sink, asyncio.Future):
-                if not sink.done():
-                    if full is None:
-                        full = {k: row for k, (_, row) in self._durable.items()}
-                    sink.set_result(encode(Reply(results, version, full)))
-            else:
-                conn, req_id = sink
-                conn.reply(req_id, results, version, self._durable)
-
-    @staticmethod
-    def _fail(batch: list[tuple[list[Command], Sink]], exc: Exception) -> None:
-        for _, sink in batch:
-            if isinstance(sink, asyncio.Future):
-                if not sink.done():
-                    sink.set_exception(exc)
-            else:
-                conn, req_id = sink
-                conn.fail(req_id, f"{type(exc).__name__}: {exc}")
-
     async def _run(self, batch: list[tuple[list[Command], Sink]]) -> list[list[Result]]:
         sizes = [len(commands) for commands, _ in batch]
         if self._fenced:
-            return self._unavailable(sizes, "This route moved to a newer activation; retry.")
+            return unavailable(self.route_id, sizes, _MOVED)
         if self._stale and not await self._reload():
-            return self._unavailable(sizes, "Storage is unreachable; retry with the same key.")
+            return unavailable(self.route_id, sizes, _NO_STORAGE)
         commands: list[Command] = [Sweep()]
         for cmds, _ in batch:
             commands.extend(cmds)
@@ -271,7 +227,7 @@ class RouteActor:
             stored, records = self._buyer_reads(events)
             try:
                 append = self._get_journal().append(
-                    encode(events), self._next_deadline(), markers, stored, records
+                    encode(events), next_deadline(self.state), markers, stored, records
                 )
                 # asyncio.timeout, not wait_for: no extra task per write on the hot path
                 began = time.perf_counter()
@@ -282,20 +238,22 @@ class RouteActor:
                 self._fenced = True
                 self._stale = True
                 log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
-                return self._unavailable(sizes, "This route moved to a newer activation; retry.")
+                return unavailable(self.route_id, sizes, _MOVED)
             except journal.KeyClash:
                 # nothing was journalled; memory holds the batch, so it is rebuilt first
                 self._stale = True
                 log.info("batch refused: a key was answered from a cache", route_id=self.route_id)
-                return self._unavailable(
-                    sizes, "A retry of a booking in this batch was answered meanwhile; retry."
+                return unavailable(
+                    self.route_id,
+                    sizes,
+                    "A retry of a booking in this batch was answered meanwhile; retry.",
                 )
             except (redis.RedisError, OSError, TimeoutError) as exc:
                 # the write may or may not have landed: memory is rebuilt from Redis before
                 # the next batch, so it never disagrees with the journal
                 self._stale = True
                 log.warning("journal append failed", route_id=self.route_id, error=repr(exc))
-                return self._unavailable(sizes, "Storage did not confirm; retry with the same key.")
+                return unavailable(self.route_id, sizes, _UNCONFIRMED)
             self.since_snapshot += len(events)
             self._batches += 1
             self._refresh_durable()
@@ -323,32 +281,6 @@ class RouteActor:
         stored = journal.encode_availability(self.epoch << 32 | (self._batches + 1), matrix)
         changed = dict.fromkeys(e.booking_id for e in events)
         return stored, [record(self.state.bookings[bid]) for bid in changed]
-
-    def _publish_availability(self, client: redis.Redis) -> None:
-        """Store the recovered availability at once: a route journalled before stored
-        availability existed (or whose last write failed) then has it too."""
-        # version epoch << 32: newer than anything an earlier activation stored
-        stored = journal.encode_availability(self.epoch << 32, availability_matrix(self.state))
-        try:
-            journal.publish_availability(client, self.route_id, self.epoch, stored)
-        except journal.Fenced:
-            # a newer activation already exists: this one is fenced at its first append
-            log.warning("route actor fenced at activation", route_id=self.route_id)
-
-    def _next_deadline(self) -> float | None:
-        """Earliest deadline of a live hold; drops stale heap entries on the way."""
-        holds, bookings = self.state.holds, self.state.bookings
-        while holds:
-            deadline, bid = holds[0]
-            b = bookings[bid]
-            if b.status == "held" and b.hold_expires_at == deadline:
-                return deadline
-            heapq.heappop(holds)
-        return None
-
-    def _unavailable(self, sizes: list[int], detail: str) -> list[list[Result]]:
-        err = Result(False, error=Unavailable(detail, route_id=self.route_id).to_dict())
-        return [[err] * size for size in sizes]
 
     async def _reload(self) -> bool:
         """Rebuild memory from Redis after an unconfirmed write; False if Redis is down."""

@@ -5,7 +5,7 @@ An asyncio driver keeps one request in flight to each of --actors actors for
 processes used (the driver from getrusage, the actors from /proc):
 
   ray      `await handle.echo.remote(payload)`: an async Ray actor method
-  plane    one authenticated data-plane Link per actor (server/link.py ->
+  plane    one authenticated data-plane Link per actor (server/dispatch/link.py ->
            actors/plane/listener.py), over the same-node Unix socket
   plane-tcp  the same over TCP on the node's address
 
@@ -36,7 +36,7 @@ import ray  # noqa: E402
 from actors.domain.messages import Command, GetBooking, encode  # noqa: E402
 from actors.plane import protocol  # noqa: E402
 from actors.plane.listener import Connection, PlaneServer  # noqa: E402
-from server.link import Link  # noqa: E402
+from server.dispatch.link import Link  # noqa: E402
 
 SECRET = "hop-benchmark-secret-0123456789abcdef-01"
 _CLK = os.sysconf("SC_CLK_TCK")

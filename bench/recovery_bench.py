@@ -42,7 +42,7 @@ import redis.asyncio as aredis
 from ray.exceptions import RayActorError
 
 from actors import directory
-from actors.actor import Reply, recover
+from actors.actor import Reply
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
 from actors.domain.messages import Book, Cancel, Command, Confirm, Event, Passenger, Sweep, encode
@@ -50,6 +50,7 @@ from actors.domain.route import RouteDef
 from actors.domain.state import RouteState, apply, to_snapshot
 from actors.plane import protocol
 from actors.storage import journal, keys
+from actors.storage.recovery import recover
 from actors.storage.redis_server import EmbeddedRedis
 
 STATIONS = [f"S{k:02d}" for k in range(16)]
@@ -67,7 +68,7 @@ class PlaneCaller:
     address looked up through Ray and looked up again after a restart."""
 
     def __init__(self, handle: Any) -> None:
-        from server.link import Link
+        from server.dispatch.link import Link
 
         self._link_class = Link
         self.handle = handle

@@ -47,7 +47,7 @@ from throughput import ROOT, Server, free_port, http, machine, source, write_doc
 
 sys.path.insert(0, str(ROOT))
 from actors.storage.redis_server import EmbeddedRedis
-from server.auth import mint
+from server.api.auth import mint
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench/search_bench.py: begin (generated; rerun the command to replace) -->"

@@ -52,9 +52,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # server.auth for tokens, even without the editable install
+sys.path.insert(0, str(ROOT))  # server.api.auth for tokens, even without the editable install
 
-from server.auth import mint  # noqa: E402
+from server.api.auth import mint  # noqa: E402
 
 BENCH = ROOT / "bench"
 LUA = BENCH / "wrk" / "booking.lua"

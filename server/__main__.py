@@ -15,7 +15,7 @@ import sys
 
 from server.settings import ConfigError, Settings
 
-#: exit code of a front end whose Ray cluster went away for good (see server/raywatch.py)
+#: exit code of a front end whose Ray cluster went away for good (see server/boot/raywatch.py)
 RAY_LOST = 3
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if args.command == "token":
-        from server.auth import mint
+        from server.api.auth import mint
 
         print(mint(settings.jwt_secret, args.user, args.admin, args.ttl))
         return 0
@@ -55,7 +55,8 @@ def serve(settings: Settings) -> int:
     """Start Redis/Ray, serve HTTP until SIGINT/SIGTERM, then stop everything."""
     import structlog
 
-    from server import logs, preflight
+    from server import logs
+    from server.boot import preflight
 
     logs.configure(settings.log_json)
     log = structlog.get_logger("ticketd")
@@ -71,13 +72,13 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.runtime import Runtime
+    from server.boot.runtime import Runtime
 
     runtime = Runtime(settings)
     runtime.preflighted = True
     try:
         try:
-            # on the main thread, before uvicorn: see server/runtime.py
+            # on the main thread, before uvicorn: see server/boot/runtime.py
             runtime.start()
         except preflight.StartupError as exc:
             print(f"ticketd: cannot start: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ import redis.asyncio
 from ray.exceptions import RayActorError
 
 from actors import directory
-from actors.actor import Reply, recover
+from actors.actor import Reply
 from actors.config import ActorConfig
 from actors.domain.messages import Book, Command, ListBookings, Passenger, encode
 from actors.domain.route import RouteDef, trip_mask
@@ -28,7 +28,8 @@ from actors.domain.state import RouteState
 from actors.domain.views import Record, Result
 from actors.plane import protocol
 from actors.storage import routes_store
-from server.link import Link
+from actors.storage.recovery import recover
+from server.dispatch.link import Link
 
 STATIONS = ["S0", "S1", "S2", "S3", "S4"]
 LIVE_SEATED = frozenset({"held", "confirmed"})

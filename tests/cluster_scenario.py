@@ -68,7 +68,7 @@ from ray.cluster_utils import Cluster
 from actors.config import NAMESPACE
 from actors.directory import actor_name
 from actors.storage.redis_server import EmbeddedRedis
-from server.auth import mint
+from server.api.auth import mint
 
 REPO = Path(__file__).resolve().parent.parent
 #: Ray's GCS health-check settings, the same file cluster.yaml hands `ray start --head`

@@ -113,7 +113,7 @@ async def app_factory(
     from contextlib import AsyncExitStack
 
     from server.app import create_app
-    from server.runtime import Runtime
+    from server.boot.runtime import Runtime
     from server.settings import Settings
 
     async with AsyncExitStack() as stack:
@@ -147,7 +147,7 @@ async def api(
 @pytest.fixture
 def token() -> Callable[..., str]:
     """token(user, admin=False) -> a bearer header value signed with the test secret."""
-    from server.auth import mint
+    from server.api.auth import mint
 
     def make(user: str, admin: bool = False) -> str:
         return f"Bearer {mint(JWT_SECRET, user, admin)}"

@@ -43,7 +43,7 @@ from domain_factories import assert_same_state
 from ray.exceptions import RayActorError
 
 from actors import directory
-from actors.actor import Reply, recover
+from actors.actor import Reply
 from actors.domain.decide import Policy, run_batch
 from actors.domain.messages import (
     Cancel,
@@ -62,6 +62,7 @@ from actors.domain.views import Record, record
 from actors.plane import protocol
 from actors.storage import journal, keys
 from actors.storage.journal import JournalCorrupt
+from actors.storage.recovery import recover
 from actors.storage.redis_server import EmbeddedRedis
 
 pytestmark = pytest.mark.usefixtures("ray_local")

@@ -25,7 +25,7 @@ from http_helpers import (
     train_of,
 )
 
-from server.auth import mint
+from server.api.auth import mint
 
 LIMIT = 64 * 1024
 BOOKING_ID = "T0-20261201-0123456789abcdef01234567"

@@ -169,7 +169,7 @@ async def _app(url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     from conftest import JWT_SECRET
 
     from server.app import create_app
-    from server.runtime import Runtime
+    from server.boot.runtime import Runtime
     from server.settings import Settings
 
     settings = Settings(redis_url=url, jwt_secret=JWT_SECRET, data_dir=data_dir)

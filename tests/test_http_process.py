@@ -17,7 +17,7 @@ import httpx
 import pytest
 from http_helpers import booking_body, coach, people, route_body
 
-from server.auth import mint
+from server.api.auth import mint
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "process-test-secret-0123456789abcdef-0123"

@@ -17,8 +17,8 @@ import uvicorn
 from conftest import JWT_SECRET
 from hypothesis import HealthCheck, settings
 
-from server import openapi
-from server.auth import mint
+from server.api import openapi
+from server.api.auth import mint
 
 schema = schemathesis.openapi.from_dict(json.loads(openapi.document()))
 AUTH = {"Authorization": f"Bearer {mint(JWT_SECRET, 'schemathesis')}"}
@@ -36,7 +36,7 @@ def live_url(redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathF
              ) -> Iterator[str]:  # fmt: skip
     """The app served by uvicorn on a free port, in a thread with its own event loop."""
     from server.app import create_app
-    from server.runtime import Runtime
+    from server.boot.runtime import Runtime
     from server.settings import Settings
 
     data: Path = tmp_path_factory.mktemp("schema-data")

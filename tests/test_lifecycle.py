@@ -30,7 +30,7 @@ from actors.directory import Directory, actor_name
 from actors.domain.messages import Expired, decode_events
 from actors.storage import keys
 from server.app import redis_client
-from server.gateway import Gateway
+from server.dispatch.gateway import Gateway
 from server.settings import Settings
 
 

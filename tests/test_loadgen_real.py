@@ -14,7 +14,7 @@ import uvicorn
 
 from loadgen import Config, run
 from server.app import create_app
-from server.runtime import Runtime
+from server.boot.runtime import Runtime
 from server.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("ray_local")

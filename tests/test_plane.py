@@ -33,7 +33,7 @@ from http_helpers import booking_body, coach, people, route_body, train_of
 from actors.domain.messages import ListBookings, encode
 from actors.plane import protocol
 from actors.storage import keys
-from server.link import Link
+from server.dispatch.link import Link
 
 RouteIds = Callable[[], str]
 WRONG = "not-the-cluster-secret-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Start-up refusals (server/preflight.py): one line naming what to change, exit 2, and all
+"""Start-up refusals (server/boot/preflight.py): one line naming what to change, exit 2, and all
 of it before Ray starts. Real servers and real sockets; `python -m server` as run."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from actors.storage.redis_server import find_server_binary
-from server import preflight
-from server.preflight import StartupError
+from server.boot import preflight
+from server.boot.preflight import StartupError
 
 REPO = Path(__file__).resolve().parents[1]
 #: runs `python -m server` and records, at exit, whether Ray was ever imported

@@ -1,5 +1,5 @@
 """A front end whose Ray cluster goes away for good exits by itself, and SIGTERM stops it
-within its drain time even then (server/raywatch.py, server/runtime.py).
+within its drain time even then (server/boot/raywatch.py, server/boot/runtime.py).
 
 A real Ray head (ray.cluster_utils.Cluster in a child process, with a private temp dir
 so nobody else's Ray is touched), two `python -m server` front ends joined to it, then

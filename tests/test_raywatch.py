@@ -1,4 +1,4 @@
-"""The Ray watch (server/raywatch.py) over real sockets: a GCS port that stays closed for
+"""The Ray watch (server/boot/raywatch.py) over real sockets: a GCS port that stays closed for
 `lost_after` seconds is reported once; one that comes back in time is not."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from server.raywatch import RayWatch, gcs_reachable
+from server.boot.raywatch import RayWatch, gcs_reachable
 
 
 def _listener() -> socket.socket:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from http_helpers import coach, route_body
 
-from server.auth import mint
+from server.api.auth import mint
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "healing-test-secret-0123456789abcdef-0123"

@@ -1,6 +1,6 @@
 """Domain errors: each carries its data and a stable `type` slug.
 
-The HTTP layer maps slugs to status codes in one place (server/problems.py);
+The HTTP layer maps slugs to status codes in one place (server/api/problems.py);
 the domain never knows about HTTP.
 """
 

@@ -214,3 +214,15 @@ def from_snapshot(data: bytes) -> RouteState:
     state.waitlist = dict.fromkeys(snap.waitlist)
     state.events_applied = snap.events_applied
     return state
+
+
+def next_deadline(state: RouteState) -> float | None:
+    """Earliest deadline of a live hold; drops stale heap entries on the way."""
+    holds, bookings = state.holds, state.bookings
+    while holds:
+        deadline, bid = holds[0]
+        b = bookings[bid]
+        if b.status == "held" and b.hold_expires_at == deadline:
+            return deadline
+        heapq.heappop(holds)
+    return None

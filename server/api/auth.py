@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from server.problems import Problem
+from server.api.problems import Problem
 
 #: verified tokens are trusted this long before being checked again (seconds)
 CACHE_SECONDS = 30.0

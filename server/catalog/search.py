@@ -17,26 +17,26 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 import redis
 import redis.asyncio as aredis
 import structlog
 
-from actors.actor import recover
-from actors.domain.route import RouteDef, minutes, pair_index
+from actors.domain.route import RouteDef, pair_index
 from actors.domain.state import RouteState
 from actors.domain.views import availability_matrix
 from actors.storage import journal, keys, routes_store
-from server.gateway import Channel, Gateway
+from actors.storage.recovery import recover
+from server.catalog.timetable import DateIndex, Train, encode_trains
+from server.dispatch.channel import Channel
+from server.dispatch.gateway import Gateway
 
 log = structlog.get_logger("ticketd.search")
 
 #: dates whose index a front end keeps (least recently searched dropped first)
 MAX_DATES = 400
-#: station pairs whose candidate list one date index keeps
-_MAX_PAIRS = 20_000
 #: search answers remembered (by raw query string) before the memory is cleared
 _MAX_ANSWERS = 10_000
 #: station names remembered as known or unknown (for the unknown-station answer)
@@ -50,44 +50,6 @@ class Figures:
     version: int
     matrix: dict[str, list[int]]
     fetched: float
-
-
-@dataclass(slots=True, eq=False)
-class DateIndex:
-    """The routes of one date and where each stops."""
-
-    date: str
-    routes: dict[str, RouteDef] = field(default_factory=dict)
-    stops: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: (from, to) -> [(route_id, i, j)], cleared whenever a route is added
-    pairs: dict[tuple[str, str], list[tuple[str, int, int]]] = field(default_factory=dict)
-    checked: float = 0.0
-    refreshing: asyncio.Task[None] | None = None
-    #: bumped by every route added (remembered answers of the date go stale)
-    version: int = 0
-
-    def add(self, route: RouteDef) -> None:
-        """Index one route (idempotent)."""
-        if route.route_id in self.routes:
-            return
-        self.routes[route.route_id] = route
-        for i, station in enumerate(route.stations):
-            self.stops.setdefault(station, {})[route.route_id] = i
-        self.pairs.clear()
-        self.version += 1
-
-    def candidates(self, from_: str, to: str) -> list[tuple[str, int, int]]:
-        """(route_id, i, j) of every route stopping at from_ and later at to, by train."""
-        found = self.pairs.get((from_, to))
-        if found is not None:
-            return found
-        a, b = self.stops.get(from_, {}), self.stops.get(to, {})
-        found = [(rid, i, b[rid]) for rid, i in a.items() if rid in b and i < b[rid]]
-        found.sort(key=lambda c: _order(self.routes[c[0]], c[1]))
-        if len(self.pairs) >= _MAX_PAIRS:
-            self.pairs.clear()
-        self.pairs[(from_, to)] = found
-        return found
 
 
 #: where a figure in an answer came from: stored figures, or this front end's own snapshot
@@ -107,28 +69,10 @@ class Answer:
     prefetching: asyncio.Task[None] | None = None
 
 
-def _order(route: RouteDef, i: int) -> tuple[int, int, str]:
-    # scheduled trains by departure from the boarding station, then the others by train
-    departure = route.departure(i)
-    if departure is None:
-        return (1, 0, route.train)
-    return (0, minutes(departure), route.train)
-
-
 def _most(availability: dict[str, int], klass: str | None) -> int:
     if klass is not None:
         return availability[klass]
     return max(availability.values(), default=0)
-
-
-@dataclass(frozen=True, slots=True)
-class Train:
-    """One search hit: the route, the trip's station positions, free seats per class."""
-
-    route: RouteDef
-    i: int
-    j: int
-    availability: dict[str, int]
 
 
 class Search:
@@ -393,19 +337,3 @@ class Search:
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def encode_trains(trains: list[Train]) -> list[dict[str, object]]:
-    """The search answer's `trains` items (times only for scheduled routes)."""
-    out: list[dict[str, object]] = []
-    for t in trains:
-        item: dict[str, object] = {
-            "route_id": t.route.route_id,
-            "train": t.route.train,
-            "availability": t.availability,
-        }
-        if t.route.schedule:
-            item["departure"] = t.route.departure(t.i)
-            item["arrival"] = t.route.arrival(t.j)
-        out.append(item)
-    return out

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from actors.domain.errors import DomainError
 from server import metrics
-from server.problems import Problem, problem_response
+from server.api.problems import Problem, problem_response
 
 log = structlog.get_logger("ticketd.http")
 

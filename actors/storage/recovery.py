@@ -1,0 +1,44 @@
+"""A route's state back from Redis: the latest snapshot plus the journal tail."""
+
+from __future__ import annotations
+
+import msgspec
+import redis
+import structlog
+
+from actors.domain.state import RouteState, apply, from_snapshot
+from actors.domain.views import availability_matrix
+from actors.storage import journal, routes_store
+
+log = structlog.get_logger("ticketd.actor")
+
+
+def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
+    """Latest snapshot plus the journal tail: the state before the crash, exactly."""
+    route = routes_store.fetch_sync(client, route_id)
+    stored = journal.load(client, route_id)
+    if stored.snapshot is not None:
+        try:
+            state = from_snapshot(stored.snapshot)
+        except msgspec.DecodeError as exc:
+            raise journal.JournalCorrupt(f"snapshot of {route_id} is corrupt: {exc}") from exc
+    else:
+        state = RouteState.empty(route)
+    last_id = stored.snapshot_last_id
+    for entry_id, events in stored.events():
+        for event in events:
+            apply(state, event)
+        last_id = entry_id
+    return state, last_id
+
+
+def publish_recovered(client: redis.Redis, route_id: str, epoch: int, state: RouteState) -> None:
+    """Store the recovered availability at once: a route journalled before stored
+    availability existed (or whose last write failed) then has it too."""
+    # version epoch << 32: newer than anything an earlier activation stored
+    stored = journal.encode_availability(epoch << 32, availability_matrix(state))
+    try:
+        journal.publish_availability(client, route_id, epoch, stored)
+    except journal.Fenced:
+        # a newer activation already exists: this one is fenced at its first append
+        log.warning("route actor fenced at activation", route_id=route_id)

@@ -1,0 +1,126 @@
+"""Bookings: book on a route (the hot path), read, pay, cancel, change one, and list your own."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actors.domain.errors import SoldOut
+from actors.domain.messages import Book, Cancel, Change, Confirm, GetBooking, Passenger
+from actors.domain.route import pair_index
+from actors.storage import user_index
+from server import metrics
+from server.api import query, schemas
+from server.api.common import (
+    endpoint,
+    idempotency_key,
+    json_response,
+    new_booking_id,
+    raw_headers,
+    read_json,
+    route_of_booking,
+)
+from server.api.problems import Problem, from_domain
+from server.api.services import Services, answer, services, trip
+from server.dispatch.channel import Channel
+
+#: idempotency keys this front end forwarded recently: their repeats must reach the actor
+#: (which answers the first result) even when the snapshot says sold out
+SEEN_KEYS_MAX = 200_000
+
+
+@endpoint("book")
+async def book(request: Request) -> Response:
+    svc = services(request)
+    headers = raw_headers(request)  # one pass over the headers: this path is hot
+    user = svc.auth.user(headers.get(b"authorization"))
+    key = idempotency_key(headers.get(b"idempotency-key"))
+    ch = await svc.gateway.channel(request.path_params["route_id"])
+    svc.gateway.admit(ch)  # before reading and hashing the body
+    body = await read_json(request, schemas.booking_in, headers)
+    i, j = trip(ch, body.from_, body.to, body.klass)
+    route_id = ch.route.route_id
+    # the fingerprint tells a retry (same body) from a reuse of the key (different body)
+    fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
+    scoped = (user.id, key)
+    n = len(body.passengers)
+    if not body.waitlist and scoped not in svc.seen_keys:
+        matrix = svc.gateway.fresh_matrix(ch)
+        sold_out = matrix is not None and matrix[body.klass][pair_index(i, j, ch.view.n)] < n
+        # sold out per a snapshot at most AVAILABILITY_REFRESH old: no actor call, unless
+        # some front end already forwarded this key (then only the actor knows the answer)
+        if sold_out and await svc.gateway.first_sight(route_id, user.id, key):
+            metrics.SOLD_OUT_CACHED.inc()
+            return from_domain(SoldOut(route_id, body.klass, body.from_, body.to, n).to_dict())
+    svc.seen_keys[scoped] = None
+    if len(svc.seen_keys) > SEEN_KEYS_MAX:
+        svc.seen_keys.popitem(last=False)
+    cmd = Book(
+        new_booking_id(route_id), user.id, key, fingerprint, body.from_, body.to, body.klass,
+        [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,
+        body.waitlist,
+    )  # fmt: skip
+    return answer(ch, await svc.gateway.call(ch, cmd))
+
+
+async def _own_booking(request: Request) -> tuple[Services, str, str, Channel]:
+    """(services, user id, booking id, its route's channel) for a booking path."""
+    svc = services(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    booking_id = request.path_params["booking_id"]
+    try:
+        ch = await svc.gateway.channel(route_of_booking(booking_id))
+    except Problem as p:
+        if p.type != "not-found":
+            raise
+        raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
+    return svc, user.id, booking_id, ch
+
+
+async def _booking_command(request: Request, make: type[GetBooking | Confirm | Cancel]) -> Response:
+    svc, user, booking_id, ch = await _own_booking(request)
+    return answer(ch, await svc.gateway.call(ch, make(booking_id, user)))
+
+
+@endpoint("get_booking")
+async def get_booking(request: Request) -> Response:
+    return await _booking_command(request, GetBooking)
+
+
+@endpoint("confirm")
+async def confirm(request: Request) -> Response:
+    return await _booking_command(request, Confirm)
+
+
+@endpoint("cancel")
+async def cancel(request: Request) -> Response:
+    return await _booking_command(request, Cancel)
+
+
+@endpoint("change")
+async def change(request: Request) -> Response:
+    svc, user, booking_id, ch = await _own_booking(request)
+    body = await read_json(request, schemas.change_in)
+    trip(ch, body.from_, body.to, body.klass)
+    cmd = Change(booking_id, user, body.from_, body.to, body.klass)
+    return answer(ch, await svc.gateway.call(ch, cmd))
+
+
+@endpoint("own_bookings")
+async def own_bookings(request: Request) -> Response:
+    """The caller's own bookings, newest first, from the user index: never a route actor."""
+    svc = services(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    q = query.params(request, ("limit", "cursor"))
+    limit = query.whole("limit", q.get("limit"), *query.BOOKINGS_PAGE)
+    after = query.cursor(q.get("cursor"), user_index.is_member)
+    records, last = await svc.users.page(user.id, after, limit)
+    out = []
+    for rec in records:
+        # the route's definition only (cached after the first read): never its actor
+        ch = await svc.gateway.channel(route_of_booking(rec.booking_id))
+        out.append(ch.view.booking(rec))
+    return json_response({"bookings": out, "next_cursor": last})

@@ -1,0 +1,62 @@
+"""One route as a front end sees it: its definition, its batch queue, its availability
+snapshot and its data-plane link (server/dispatch/gateway.py drives them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from actors.domain.messages import Command
+from actors.domain.route import RouteDef
+from actors.domain.views import Reply, Result, RouteView
+from server.dispatch.link import Link
+
+
+class Channel:
+    """One route as this front end sees it: definition, batch queue, availability."""
+
+    __slots__ = (
+        "classes",
+        "connecting",
+        "down",
+        "fetched",
+        "inflight",
+        "link",
+        "matrix",
+        "queue",
+        "refreshing",
+        "route",
+        "station_index",
+        "version",
+        "view",
+    )
+
+    def __init__(self, route: RouteDef) -> None:
+        self.route = route
+        self.view = RouteView(route)
+        self.station_index = {name: i for i, name in enumerate(route.stations)}
+        self.classes = route.classes()
+        self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
+        self.inflight = 0  # calls to the route's actor in flight from this front end
+        self.matrix: dict[str, list[int]] | None = None
+        self.version = -1
+        self.fetched = 0.0
+        self.refreshing: asyncio.Task[None] | None = None
+        #: the last call found the actor unreachable; cleared by the next call that succeeds
+        self.down = False
+        #: the data-plane connection to the route's actor, and the task (re)making it
+        self.link: Link | None = None
+        self.connecting: asyncio.Task[Link] | None = None
+
+    def take(self, reply: Reply) -> None:
+        """Merge a reply's availability rows (only the classes that changed since the
+        link's last answer) unless we already hold newer figures."""
+        if reply.version < self.version:
+            return
+        # a new dict, never an update in place: readers (search's remembered answers)
+        # tell a changed snapshot by identity
+        if self.matrix is None:
+            self.matrix = reply.matrix
+        elif reply.matrix:
+            self.matrix = {**self.matrix, **reply.matrix}
+        self.version, self.fetched = reply.version, time.monotonic()

@@ -25,11 +25,9 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import platform
 import random
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +37,8 @@ import msgspec
 import ray
 import redis
 import redis.asyncio as aredis
+from harness import report
+from harness.plane import PlaneCaller
 from ray.exceptions import RayActorError
 
 from actors import directory
@@ -61,59 +61,6 @@ PLANE_SECRET = "recovery-bench-plane-secret-0123456789ab"
 
 def config(url: str) -> ActorConfig:
     return ActorConfig(url, plane_secret=PLANE_SECRET)
-
-
-class PlaneCaller:
-    """Blocking calls over a route actor's data plane (what a front end sends), with the
-    address looked up through Ray and looked up again after a restart."""
-
-    def __init__(self, handle: Any) -> None:
-        from server.dispatch.link import Link
-
-        self._link_class = Link
-        self.handle = handle
-        self.loop = asyncio.new_event_loop()
-        self.link: Any = None
-
-    def _connect(self) -> Any:
-        if self.link is None or not self.link.open:
-            where = ray.get(self.handle.address.remote(), timeout=60)
-            self.link = self.loop.run_until_complete(
-                self._link_class.connect(where, PLANE_SECRET, unix=True)
-            )
-        return self.link
-
-    def submit(self, payload: bytes) -> bytes:
-        """One request; raises protocol.PlaneError (or RayActorError) if it was not answered."""
-        link = self._connect()
-        raw: bytes = self.loop.run_until_complete(link.request(protocol.OP_SUBMIT, payload))
-        return raw
-
-    def pipeline(self, payloads: list[bytes], in_flight: int) -> list[tuple[float, bytes]]:
-        """Send with up to in_flight outstanding; (latency, answer) per request."""
-        link = self._connect()
-
-        async def run() -> list[tuple[float, bytes]]:
-            out: list[tuple[float, bytes]] = []
-            pending: list[tuple[float, Any]] = []
-            for payload in payloads:
-                pending.append((time.perf_counter(), link.request(protocol.OP_SUBMIT, payload)))
-                if len(pending) >= in_flight:
-                    sent, fut = pending.pop(0)
-                    raw = await fut
-                    out.append((time.perf_counter() - sent, raw))
-            for sent, fut in pending:
-                raw = await fut
-                out.append((time.perf_counter() - sent, raw))
-            return out
-
-        return self.loop.run_until_complete(run())
-
-    def close(self) -> None:
-        if self.link is not None:
-            self.link.close()
-            self.loop.run_until_complete(asyncio.sleep(0))
-        self.loop.close()
 
 
 _reply = msgspec.msgpack.Decoder(Reply)
@@ -229,7 +176,7 @@ def kill_to_serving(
     route, a Ray call for the baseline), from SIGKILL to the start of the replacement
     process, and the new actor's own recover() seconds."""
     out = []
-    caller = PlaneCaller(handle) if route else None
+    caller = PlaneCaller(PLANE_SECRET, handle) if route else None
 
     def ask() -> None:
         if caller is None:
@@ -266,7 +213,7 @@ def throughput(handle: Any, batches: int, size: int, in_flight: int) -> dict[str
     calls = [
         encode([booking(rng, f"t{in_flight}-{b}-{k}") for k in range(size)]) for b in range(batches)
     ]
-    caller = PlaneCaller(handle)
+    caller = PlaneCaller(PLANE_SECRET, handle)
     try:
         caller.submit(encode([]))  # warm
         started = time.perf_counter()
@@ -287,24 +234,9 @@ def throughput(handle: Any, batches: int, size: int, in_flight: int) -> dict[str
 
 
 def machine() -> str:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    fs = (
-        subprocess.run(
-            ["df", "-T", tempfile.gettempdir()], capture_output=True, text=True, check=False
-        )
-        .stdout.splitlines()[-1]
-        .split()[1]
-    )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, "
-        f"Redis data on {fs}, load average {load}"
-    )
+    where = Path(tempfile.gettempdir())
+    return f"{report.machine()}, Redis data on {report.fs_type(where)}, load average {load}"
 
 
 def main() -> None:

@@ -41,11 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from harness.paths import ROOT
+from harness.report import machine, source, write_docs
+from harness.servers import Server, free_port, http
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import ROOT, Server, free_port, http, machine, source, write_docs
-
-sys.path.insert(0, str(ROOT))
 from actors.storage.redis_server import EmbeddedRedis
 from server.api.auth import mint
 

@@ -1,0 +1,86 @@
+"""CPU accounting of a server's process tree by part (front end, route actors, Redis,
+Ray, wrk), and the py-spy command that profiles one of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below pid (Linux /proc)."""
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time (None if gone or a zombie): with the pid, its identity."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+_CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+CPU_PARTS = ["front end", "route actors", "redis", "ray other", "wrk"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK
+
+
+def cpu_by_part(root: int) -> dict[int, tuple[str, float]]:
+    """CPU used so far by root (the server) and each of its descendants, by part."""
+    out = {root: ("front end", cpu_seconds(root))}
+    for pid in descendants(root):
+        cmd = cmdline(pid)
+        if "RouteActor" in cmd:
+            part = "route actors"
+        elif "valkey-server" in cmd or "redis-server" in cmd:
+            part = "redis"
+        else:
+            part = "ray other"  # raylet, GCS, idle workers, agents
+        out[pid] = (part, cpu_seconds(pid))
+    return out
+
+
+def py_spy_argv(py_spy: str, pid: int, seconds: float, output: Path) -> list[str]:
+    """Sample only threads holding the GIL (--gil): Python's own CPU time, where a
+    process's idle threads (Ray keeps several) would otherwise blur the picture."""
+    return [
+        py_spy, "record", "--pid", str(pid), "--duration", f"{seconds:g}", "--rate", "100",
+        "--gil", "--nonblocking", "--format", "raw", "--nolineno", "--output", str(output),
+    ]  # fmt: skip

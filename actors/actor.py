@@ -30,7 +30,7 @@ from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted, enco
 from actors.domain.state import next_deadline, to_snapshot
 from actors.domain.views import Record, Reply, Result, availability_matrix, record
 from actors.plane.listener import Connection, PlaneServer, Rows
-from actors.replies import Sink, deliver, fail, unavailable
+from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
 from actors.storage import journal, keys
 from actors.storage.recovery import publish_recovered, recover
 
@@ -40,10 +40,8 @@ log = structlog.get_logger("ticketd.actor")
 
 #: how long a fenced actor keeps answering "unavailable" before it stops itself
 _FENCED_GRACE_SECONDS = 1.0
-#: what a refused batch tells its callers (503 `unavailable`: retry with the same key)
-_MOVED = "This route moved to a newer activation; retry."
-_NO_STORAGE = "Storage is unreachable; retry with the same key."
-_UNCONFIRMED = "Storage did not confirm; retry with the same key."
+#: how long a stopping actor gives its closed connections to reach the front ends
+_CLOSE_SECONDS = 0.2
 
 
 class RouteActor:
@@ -207,9 +205,9 @@ class RouteActor:
     async def _run(self, batch: list[tuple[list[Command], Sink]]) -> list[list[Result]]:
         sizes = [len(commands) for commands, _ in batch]
         if self._fenced:
-            return unavailable(self.route_id, sizes, _MOVED)
+            return unavailable(self.route_id, sizes, MOVED)
         if self._stale and not await self._reload():
-            return unavailable(self.route_id, sizes, _NO_STORAGE)
+            return unavailable(self.route_id, sizes, NO_STORAGE)
         commands: list[Command] = [Sweep()]
         for cmds, _ in batch:
             commands.extend(cmds)
@@ -238,7 +236,7 @@ class RouteActor:
                 self._fenced = True
                 self._stale = True
                 log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
-                return unavailable(self.route_id, sizes, _MOVED)
+                return unavailable(self.route_id, sizes, MOVED)
             except journal.KeyClash:
                 # nothing was journalled; memory holds the batch, so it is rebuilt first
                 self._stale = True
@@ -253,7 +251,7 @@ class RouteActor:
                 # the next batch, so it never disagrees with the journal
                 self._stale = True
                 log.warning("journal append failed", route_id=self.route_id, error=repr(exc))
-                return unavailable(self.route_id, sizes, _UNCONFIRMED)
+                return unavailable(self.route_id, sizes, UNCONFIRMED)
             self.since_snapshot += len(events)
             self._batches += 1
             self._refresh_durable()
@@ -391,5 +389,12 @@ class RouteActor:
         if self._plane is not None and self._plane.done() and not self._plane.exception():
             # front ends see their connections close now, not when the process is gone
             self._plane.result().close()
+        # the kill waits a moment: closing a transport takes a loop turn, and Ray frees the
+        # actor's name before the process is gone, so a front end that looked the route up
+        # would otherwise still find the old connection open and lose a request on it
+        asyncio.get_running_loop().call_later(_CLOSE_SECONDS, self._kill_self)
+
+    @staticmethod
+    def _kill_self() -> None:
         with contextlib.suppress(Exception):
             ray.kill(ray.get_runtime_context().current_actor, no_restart=True)

@@ -13,6 +13,11 @@ from actors.plane.listener import Connection, Rows
 #: connection and the request's id on it
 Sink = asyncio.Future[bytes] | tuple[Connection, int]
 
+#: what a refused batch tells its callers (503 `unavailable`: retry with the same key)
+MOVED = "This route moved to a newer activation; retry."
+NO_STORAGE = "Storage is unreachable; retry with the same key."
+UNCONFIRMED = "Storage did not confirm; retry with the same key."
+
 
 def deliver(
     batch: list[tuple[list[Command], Sink]],

@@ -1,0 +1,1 @@
+"""Shared test support: builders, fakes and helpers (fixtures live in tests/conftest.py)."""

@@ -152,7 +152,7 @@ class RouteActor:
         self._start_tasks()
         return await self._enqueue([])
 
-    # ---- data plane (called by plane_server.Connection, on this loop) ---------------
+    # ---- data plane (called by plane.listener.Connection, on this loop) -------------
 
     def plane_submit(self, commands: list[Command], conn: Connection, req_id: int) -> None:
         """Queue a batch from a front end; the answer goes back on its connection."""

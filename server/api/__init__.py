@@ -1,1 +1,11 @@
-"""TODO package docstring."""
+"""The HTTP contract of DESIGN.md §5, one module per resource.
+
+Endpoints: `routes` (/v1/routes: define, read, availability, pages, admin list),
+`bookings` (book, read, pay, cancel, change, your own), `search` (/v1/search),
+`system` (healthz, readyz, metrics, openapi.json; 404/405/500 as problems).
+
+Plumbing: `schemas` (strict msgspec request types), `openapi` (the document, from
+the same types), `auth` (bearer JWT), `problems` (problem+json), `query` (query
+parameters), `common` (bodies, JSON answers, ids), `middleware` (request ids and
+logs), `services` (what endpoints reach through the app state).
+"""

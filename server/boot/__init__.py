@@ -1,1 +1,6 @@
-"""TODO package docstring."""
+"""The front end process's life.
+
+`preflight` refuses a bad set-up in one line before Ray starts; `runtime` starts
+(and stops) the embedded Redis under its supervisor and a local Ray, or joins a
+cluster; `raywatch` ends the process when its Ray cluster is gone for good.
+"""

@@ -31,6 +31,7 @@ from actors.decide import Policy, run_batch
 from actors.errors import Unavailable
 from actors.messages import Command, Event, Held, Sweep, Waitlisted, encode
 from actors.plane_server import Connection, PlaneServer, Rows
+from actors.seat_reads import SeatReads
 from actors.state import RouteState, apply, from_snapshot, to_snapshot
 from actors.views import Record, Reply, Result, availability_matrix, record
 
@@ -105,6 +106,7 @@ class RouteActor:
         #: batch), tagged (generation, inventory version) so a connection can tell news
         self._durable: Rows = {}
         self._refresh_durable()
+        self._seat_reads = SeatReads()  # the web console's seat map (actors/seat_reads.py)
         log.info(
             "route actor activated",
             route_id=route_id,
@@ -188,6 +190,13 @@ class RouteActor:
         """Answer at once with the durable availability (rows the peer lacks)."""
         conn.reply(req_id, [], self._version, self._durable)
 
+    def plane_seats(self, conn: Connection, req_id: int) -> None:
+        """Answer with the seat map as Redis holds it: now, or right after the batch
+        being written (its events are in memory, not confirmed yet)."""
+        self._seat_reads.ask(conn, req_id)
+        if self._writer is None or self._writer.done():
+            self._seat_reads.answer(self.state, self._version, self._stale)
+
     # ---- the serial write path ----------------------------------------------------
 
     async def _enqueue(self, commands: list[Command]) -> bytes:
@@ -212,9 +221,11 @@ class RouteActor:
                 self._stale = True
                 log.exception("batch failed", route_id=self.route_id)
                 self._fail(batch, exc)
+                self._seat_reads.answer(self.state, self._version, self._stale)
                 continue
             # no await since _run's write was confirmed: memory is what Redis holds
             self._deliver(batch, answers)
+            self._seat_reads.answer(self.state, self._version, self._stale)
             self._maybe_snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once

@@ -28,7 +28,7 @@ from actors.persistence import check_persistence
 from actors.route import RouteDef, pair_index, resolve_trip
 from actors.user_index import UserIndex
 from actors.views import Result
-from server import metrics, openapi, reads, schemas
+from server import console, metrics, openapi, reads, schemas
 from server.auth import Authenticator
 from server.gateway import Channel, Gateway
 from server.http import (
@@ -146,6 +146,7 @@ async def book(request: Request) -> Response:
     svc.gateway.admit(ch)  # before reading and hashing the body
     body = await read_json(request, schemas.booking_in, headers)
     i, j = _trip(ch, body.from_, body.to, body.klass)
+    picked = console.picked_seats(ch, body) if body.seats else []
     route_id = ch.route.route_id
     # the fingerprint tells a retry (same body) from a reuse of the key (different body)
     fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
@@ -165,7 +166,7 @@ async def book(request: Request) -> Response:
     cmd = Book(
         new_booking_id(route_id), user.id, key, fingerprint, body.from_, body.to, body.klass,
         [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,
-        body.waitlist,
+        body.waitlist, picked,
     )  # fmt: skip
     return _answer(ch, await svc.gateway.call(ch, cmd))
 
@@ -293,6 +294,7 @@ ROUTES = [
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+    *console.ROUTES,  # the web console: pages, its static files, seat map, admin JSON
 ]
 
 
@@ -352,12 +354,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             search = Search(client, rt.redis_url, gateway, settings.availability_refresh)
             app.state.reads = reads.Reads(auth, gateway, search, UserIndex(client))
             keeper = asyncio.create_task(gateway.keep_holds())
+            sampler = console.start(app)
             log.info("ticketd ready", host=settings.host, port=settings.port)
             try:
                 yield
             finally:
                 keeper.cancel()
-                await _bounded(asyncio.wait({keeper}), "hold keeper stop")
+                sampler.cancel()
+                await _bounded(asyncio.wait({keeper, sampler}), "hold keeper stop")
                 gateway.close_links()
         finally:
             # shutdown must end: a stuck step is logged and skipped, never waited out

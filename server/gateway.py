@@ -142,6 +142,10 @@ class Gateway:
         """The route's channel if this front end has one, without loading anything."""
         return self._channels.get(route_id)
 
+    def channels(self) -> list[Channel]:
+        """Every route this front end has loaded (for the operator console)."""
+        return list(self._channels.values())
+
     # ---- commands -----------------------------------------------------------------
 
     def admit(self, ch: Channel) -> None:
@@ -277,6 +281,15 @@ class Gateway:
                 return  # serve the last known figures rather than fail a read
             raise self._unavailable(ch.route.route_id) from None
         ch.take(_reply.decode(raw))
+
+    async def read(self, ch: Channel, op: int) -> bytes:
+        """One read on the route's data plane outside the batches (the console's seat
+        map); 503 Problem if the actor cannot answer."""
+        try:
+            link = await self._link(ch)
+            return await link.request(op)
+        except plane.PlaneError:
+            raise self._unavailable(ch.route.route_id) from None
 
     # ---- the data plane's connections -------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""The console's JSON endpoints in /openapi.json (merged in by server/openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.console import schemas as out
+from server.openapi import _AUTH, _ROUTE_ID, _STATION, _json, _query, _responses
+
+TYPES = [out.SeatsOut, out.AdminRoutes, out.Sales, out.Actors, out.Frontend]
+_ADMIN_ERRORS = ("unauthorized", "forbidden", "validation")
+
+
+def paths() -> dict[str, Any]:
+    """Path items of the seat map and the operator's JSON."""
+    return {
+        "/v1/routes/{route_id}/seats": {
+            "get": {
+                "summary": "Every seat of the train, free or taken for the trip from 'from' to 'to' (the web console's seat map)",
+                "description": "Served from the front end's seat map of the route, at most TICKETD_AVAILABILITY_REFRESH old; a seat is taken if any segment of the trip is.",
+                "parameters": [
+                    _ROUTE_ID,
+                    _query("from", "Boarding station", required=True, **_STATION),
+                    _query("to", "Destination station", required=True, **_STATION),
+                ],
+                "responses": _responses(
+                    {"200": _json("SeatsOut", "The seats")},
+                    "not-found", "validation", "unknown-station", "bad-trip", "unavailable",
+                ),
+            }
+        },
+        "/v1/admin/routes": {
+            "get": {
+                "summary": "Every route of a date with seats sold, held, waitlisted and free (admin)",
+                "security": _AUTH,
+                "parameters": [_query("date", "Travel date (YYYY-MM-DD)", required=True, format="date")],
+                "responses": _responses({"200": _json("AdminRoutes", "Routes")}, *_ADMIN_ERRORS, "unavailable"),
+            }
+        },
+        "/v1/admin/sales": {
+            "get": {
+                "summary": "The sales curve of this front end: per second bookings, refusals, 503s and seats left (admin)",
+                "security": _AUTH,
+                "parameters": [
+                    {"name": "seconds", "in": "query", "required": False, "description": "How far back",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 600, "default": 300}},
+                ],
+                "responses": _responses({"200": _json("Sales", "The curve")}, *_ADMIN_ERRORS),
+            }
+        },
+        "/v1/admin/actors": {
+            "get": {
+                "summary": "The cluster's route actors: node, pid, epoch, recovery time, events, idle or active (admin)",
+                "security": _AUTH,
+                "responses": _responses({"200": _json("Actors", "Actors")}, *_ADMIN_ERRORS, "unavailable"),
+            }
+        },
+        "/v1/admin/frontend": {
+            "get": {
+                "summary": "This front end over the last minute: batch sizes, queue depth, p99s, 503 share (admin)",
+                "security": _AUTH,
+                "responses": _responses({"200": _json("Frontend", "Figures")}, *_ADMIN_ERRORS),
+            }
+        },
+    }  # fmt: skip

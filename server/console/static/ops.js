@@ -2,7 +2,7 @@
 import { api, claims, el, explain, say, signIn, today, tokenProblem } from "/console/common.js";
 
 const POLL_MS = 2000;
-const SECONDS = 300;
+const SECONDS = 120; // the curve's window: the last two minutes
 const message = document.getElementById("message");
 const dateInput = document.getElementById("date");
 const sections = ["sales-section", "frontend-section", "routes-section", "actors-section"];
@@ -33,12 +33,13 @@ function chart(sales) {
   svg.replaceChildren(axis,
     line("booked", path(pts, (p) => p.bookings, maxRate, 600, 180)),
     line("left", path(pts, (p) => p.seats_left, maxLeft, 600, 180)),
-    text(4, 10, `${maxRate}/s`), text(540, 10, `${maxLeft} seats`));
+    text(4, 10, `${maxRate}/s`), text(530, 10, `${maxLeft} seats`),
+    text(4, 174, `−${pts.length} s`), text(580, 174, "now"));
   svg.dataset.points = String(pts.length);
   svg.dataset.booked = String(pts.reduce((a, p) => a + p.bookings, 0));
   document.getElementById("max-rate").textContent = String(maxRate);
   document.getElementById("seats-left").textContent = String(pts.length ? pts[pts.length - 1].seats_left : 0);
-  document.getElementById("window").textContent = `${Math.round(pts.length / 60 * 10) / 10} minutes`;
+  document.getElementById("window").textContent = `${pts.length} seconds`;
 }
 
 function tiles(f) {

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import ray
+import structlog
 from ray import exceptions as rex
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +22,8 @@ from server.console.services import Console
 from server.http import endpoint, json_response
 from server.problems import Problem
 from server.reads import Reads, _date
+
+log = structlog.get_logger("ticketd.console")
 
 #: how long one look at the cluster's route actors is reused (every operator shares it)
 ACTORS_TTL = 2.0
@@ -72,8 +75,12 @@ class ActorWatch:
         return seen[1], seen[2]
 
     async def _collect(self) -> tuple[float, out.Actors, frozenset[str]]:
-        routes, nodes = await asyncio.to_thread(_names_and_nodes)
-        handles = await asyncio.to_thread(_handles, routes)
+        try:
+            routes, nodes = await asyncio.to_thread(_names_and_nodes)
+            handles = await asyncio.to_thread(_handles, routes)
+        except Exception as exc:  # the GCS is unreachable (a restart, a partition)
+            log.warning("route actors could not be listed", error=repr(exc))
+            raise Problem("unavailable", "The Ray cluster did not answer; retry.") from None
 
         async def info(handle: Any) -> dict[str, Any]:
             async with asyncio.timeout(_INFO_SECONDS):
@@ -121,7 +128,10 @@ async def admin_routes(request: Request) -> Response:
     reads: Reads = request.app.state.reads
     maps: SeatMaps = console.seat_maps
     index = await reads.search.date(date)
-    _, live = await console.actors.look()
+    try:
+        _, live = await console.actors.look()
+    except Problem:
+        live = frozenset()  # Ray does not answer: every route as if idle, nothing woken
     routes = [index.routes[rid] for rid in sorted(index.routes)]
 
     async def row(route: Any) -> out.AdminRoute:
@@ -164,10 +174,7 @@ async def admin_sales(request: Request) -> Response:
 async def admin_actors(request: Request) -> Response:
     console = _admin(request)
     _only(request, ())
-    try:
-        actors, _ = await console.actors.look()
-    except rex.RayError:
-        raise Problem("unavailable", "The Ray cluster did not answer; retry.") from None
+    actors, _ = await console.actors.look()
     return json_response(actors)
 
 

@@ -11,9 +11,34 @@ TYPES = [out.SeatsOut, out.AdminRoutes, out.Sales, out.Actors, out.Frontend]
 _ADMIN_ERRORS = ("unauthorized", "forbidden", "validation")
 
 
-def paths() -> dict[str, Any]:
-    """Path items of the seat map and the operator's JSON."""
+def _html(description: str) -> dict[str, Any]:
     return {
+        "200": {
+            "description": description,
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def paths() -> dict[str, Any]:
+    """Path items of the console: its pages (HTML), the seat map and the operator's JSON."""
+    return {
+        "/": {"get": {"summary": "Web console: find a train (HTML; ?from=&to=&date= searches at once)", "responses": _html("The buyer page")}},
+        "/routes/{route_id}": {"get": {"summary": "Web console: the seat map of a train (HTML; ?from=&to= picks the trip)", "parameters": [_ROUTE_ID], "responses": _html("The seat map page")}},
+        "/ops": {"get": {"summary": "Web console: the operator page (HTML; needs an admin token pasted in)", "responses": _html("The operator page")}},
+        "/console/{name}": {
+            "get": {
+                "summary": "A static file of the web console (CSS, JavaScript module, icon)",
+                "parameters": [_NAME],
+                "responses": _responses(
+                    {"200": {"description": "The file", "content": {t: {"schema": {"type": "string"}} for t in ("text/css", "text/javascript", "image/svg+xml")}}},
+                    "not-found",
+                ),
+            }
+        },
         "/v1/routes/{route_id}/seats": {
             "get": {
                 "summary": "Every seat of the train, free or taken for the trip from 'from' to 'to' (the web console's seat map)",

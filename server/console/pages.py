@@ -33,17 +33,17 @@ HEADERS = {
 
 
 @functools.cache
-def _file(name: str) -> tuple[bytes, str] | None:
-    """A static file by name (no paths: only the files shipped in static/)."""
-    path = STATIC / name
-    kind = _TYPES.get(path.suffix)
-    if "/" in name or name.startswith(".") or kind is None or not path.is_file():
-        return None
-    return path.read_bytes(), kind
+def _files() -> dict[str, tuple[bytes, str]]:
+    """Every file shipped in static/ by name, read once (nothing else is ever served)."""
+    return {
+        path.name: (path.read_bytes(), _TYPES[path.suffix])
+        for path in STATIC.iterdir()
+        if path.is_file() and path.suffix in _TYPES
+    }
 
 
 def _serve(name: str) -> Response:
-    found = _file(name)
+    found = _files().get(name)
     if found is None:
         raise Problem("not-found", f"There is no console file {name}.")
     body, kind = found

@@ -34,13 +34,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(redis_url: str, jwt_secret: str, data_dir: Path) -> Iterator[str]:
-    """The app served by uvicorn on a free port, in a thread with its own event loop."""
+def serve(redis_url: str, data_dir: Path) -> Iterator[str]:
+    """The app served by uvicorn on a free port, in a thread with its own event loop; the
+    secrets are the other tests' (route actors outlive a test, and keep their secret)."""
+    from conftest import JWT_SECRET, PLANE_SECRET
+
     from server.app import create_app
     from server.runtime import Runtime
     from server.settings import Settings
 
-    s = Settings(redis_url=redis_url, jwt_secret=jwt_secret, data_dir=data_dir)
+    s = Settings(
+        redis_url=redis_url, jwt_secret=JWT_SECRET, cluster_secret=PLANE_SECRET, data_dir=data_dir
+    )
     port = free_port()
     config = uvicorn.Config(create_app(s, Runtime(s)), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")  # fmt: skip

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,15 +18,17 @@ from server import openapi
 from server.auth import mint
 
 schema = schemathesis.openapi.from_dict(json.loads(openapi.document()))
+TRAIN = f"CS{time.time_ns() % 10**9}"
 ADMIN = {"Authorization": f"Bearer {mint(JWT_SECRET, 'ops', True)}"}
 
 
 @pytest.fixture(scope="module")
 def live_url(redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:  # fmt: skip
-    with serve(redis_url, JWT_SECRET, tmp_path_factory.mktemp("console-schema")) as url:
+    with serve(redis_url, tmp_path_factory.mktemp("console-schema")) as url:
         coaches = [{"number": "01", "class": "second", "rows": 1, "letters": "AB"}]
-        route = {"train": "S1", "date": "2026-12-01", "stations": ["A", "B", "C"],
+        # a train of this run only: a route actor outlives the test
+        route = {"train": TRAIN, "date": "2026-12-01", "stations": ["A", "B", "C"],
                  "coaches": coaches}  # fmt: skip
         assert httpx.post(url + "/v1/routes", json=route, headers=ADMIN).status_code in (200, 201)
         yield url
@@ -47,14 +50,14 @@ def test_console_endpoints_conform_to_their_openapi_document(case: schemathesis.
 
 
 def test_seats_of_a_known_route_conform(live_url: str) -> None:
-    r = httpx.get(live_url + "/v1/routes/S1-20261201/seats", params={"from": "A", "to": "C"})
+    r = httpx.get(f"{live_url}/v1/routes/{TRAIN}-20261201/seats", params={"from": "A", "to": "C"})
     assert r.status_code == 200, r.text
     assert r.json()["coaches"] == [
         {"number": "01", "class": "second", "rows": 1, "letters": "AB", "taken": []}
     ]
 
 
-@pytest.mark.parametrize("path", ["/", "/ops", "/routes/S1-20261201", "/routes/NOPE",
+@pytest.mark.parametrize("path", ["/", "/ops", f"/routes/{TRAIN}-20261201", "/routes/NOPE",
                                   "/console/console.css", "/console/seatmap.js"])  # fmt: skip
 def test_pages_are_served_from_this_origin_only(live_url: str, path: str) -> None:
     r = httpx.get(live_url + path)

@@ -85,6 +85,28 @@ class SeatMaps:
         return got
 
 
+#: per coach: number, class, rows, letters, and its seats as (index, name)
+Layout = list[tuple[str, str, int, str, list[tuple[int, str]]]]
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def _layout(route: RouteDef) -> Layout:
+    # routes never change once created: one layout per route, made on its first seat map
+    layout = _LAYOUTS.get(route.route_id)
+    if layout is None:
+        if len(_LAYOUTS) > 10_000:
+            _LAYOUTS.clear()
+        seats: list[Seat] = route.seats()
+        layout, at = [], 0
+        for c in route.coaches:
+            size = c.rows * len(c.letters)
+            mine = [(s.index, s.name) for s in seats[at : at + size]]
+            layout.append((c.number, c.klass, c.rows, c.letters, mine))
+            at += size
+        _LAYOUTS[route.route_id] = layout
+    return layout
+
+
 def trip_body(route: RouteDef, got: Fetched, from_: str, to: str, i: int, j: int) -> bytes:
     """The seats answer for trip (i, j), encoded once per seat-map version."""
     body = got.trips.get((i, j))
@@ -92,17 +114,11 @@ def trip_body(route: RouteDef, got: Fetched, from_: str, to: str, i: int, j: int
         return body
     want, bits = trip_mask(i, j), got.seats.bits
     coaches = []
-    seats = route.seats()
-    at = 0
-    for c in route.coaches:
-        size = c.rows * len(c.letters)
-        mine: list[Seat] = seats[at : at + size]
-        at += size
-        taken = [s.name for s in mine if bits[s.index] & want]
-        coaches.append(out.CoachSeats(c.number, c.klass, c.rows, c.letters, taken))
     free: dict[str, int] = {}
-    for s in seats:
-        free[s.klass] = free.get(s.klass, 0) + (not bits[s.index] & want)
+    for number, klass, rows, letters, mine in _layout(route):
+        taken = [name for index, name in mine if bits[index] & want]
+        coaches.append(out.CoachSeats(number, klass, rows, letters, taken))
+        free[klass] = free.get(klass, 0) + len(mine) - len(taken)
     answer = out.SeatsOut(route.route_id, from_, to, coaches, free, got.seats.version)
     body = _encode.encode(answer)
     if len(got.trips) >= _MAX_TRIPS:

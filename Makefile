@@ -3,6 +3,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# the web console's browser tests drive Debian's Chromium (apt, as root: CI runs so)
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 .PHONY: install run test lint bench token clean
 
@@ -18,8 +20,18 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(BIN)/python -m server
 
-# Runs the whole test suite (real embedded Redis, real local Ray).
-test: $(STAMP)
+$(CHROMIUM_STAMP): $(STAMP)
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  echo "installing chromium and chromium-driver (apt) for the console's browser tests"; \
+	  { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver; } || { \
+	  echo "could not install Chromium; as root run: apt-get install -y" \
+	       "--no-install-recommends chromium chromium-driver" >&2; exit 1; }; }
+	@touch $(CHROMIUM_STAMP)
+
+# Runs the whole test suite (real embedded Redis, real local Ray, headless Chromium).
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -18,10 +18,7 @@ from typing import Any
 
 import ray
 import redis
-import redis.asyncio as aredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from actors import placement, zombie
 from actors.config import ActorConfig
@@ -31,6 +28,7 @@ from actors.domain.state import next_deadline, to_snapshot
 from actors.domain.views import Record, Reply, Result, availability_matrix, record
 from actors.plane.listener import Connection, PlaneServer, Rows
 from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
+from actors.seat_reads import SeatReads
 from actors.storage import journal, keys
 from actors.storage.recovery import publish_recovered, recover
 
@@ -84,6 +82,7 @@ class RouteActor:
         #: batch), tagged (generation, inventory version) so a connection can tell news
         self._durable: Rows = {}
         self._refresh_durable()
+        self._seat_reads = SeatReads()  # the web console's seat map (actors/seat_reads.py)
         log.info(
             "route actor activated",
             route_id=route_id,
@@ -167,6 +166,13 @@ class RouteActor:
         """Answer at once with the durable availability (rows the peer lacks)."""
         conn.reply(req_id, [], self._version, self._durable)
 
+    def plane_seats(self, conn: Connection, req_id: int) -> None:
+        """Answer with the seat map as Redis holds it: now, or right after the batch
+        being written (its events are in memory, not confirmed yet)."""
+        self._seat_reads.ask(conn, req_id)
+        if self._writer is None or self._writer.done():
+            self._seat_reads.answer(self.state, self._version, self._stale)
+
     # ---- the serial write path ----------------------------------------------------
 
     async def _enqueue(self, commands: list[Command]) -> bytes:
@@ -191,9 +197,11 @@ class RouteActor:
                 self._stale = True
                 log.exception("batch failed", route_id=self.route_id)
                 fail(batch, exc)
+                self._seat_reads.answer(self.state, self._version, self._stale)
                 continue
             # no await since _run's write was confirmed: memory is what Redis holds
             deliver(batch, answers, self._version, self._durable)
+            self._seat_reads.answer(self.state, self._version, self._stale)
             self._maybe_snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
@@ -326,18 +334,7 @@ class RouteActor:
 
     def _get_journal(self) -> journal.Journal:
         if self._journal is None:
-            # never retry an append inside the client: a lost reply to a write that landed
-            # would journal the batch twice. The batch answers "unavailable" instead, and the
-            # client retries with its idempotency key against the reloaded state.
-            client = aredis.Redis.from_url(
-                self.config.redis_url,
-                socket_timeout=10,
-                socket_connect_timeout=5,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._journal = journal.Journal(
-                client, self.route_id, self.epoch, lean_url=self.config.redis_url
-            )
+            self._journal = journal.Journal.open(self.config.redis_url, self.route_id, self.epoch)
         return self._journal
 
     # ---- background: expiry and idle deactivation -----------------------------------

@@ -23,6 +23,7 @@ from actors.directory import Directory
 from actors.storage import routes_store
 from actors.storage.persistence import check_persistence
 from actors.storage.user_index import UserIndex
+from server import console
 from server.api import bookings, routes, search, system
 from server.api.auth import Authenticator
 from server.api.middleware import RequestContext
@@ -55,6 +56,7 @@ ROUTES = [
     Route("/readyz", system.readyz, methods=["GET"]),
     Route("/metrics", system.metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", system.openapi_endpoint, methods=["GET"]),
+    *console.ROUTES,  # the web console: pages, its static files, seat map, admin JSON
 ]
 
 
@@ -115,12 +117,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             if indexed:
                 log.info("route indexes backfilled", routes=indexed)
             keeper = asyncio.create_task(gateway.keep_holds())
+            sampler = console.start(app)
             log.info("ticketd ready", host=settings.host, port=settings.port)
             try:
                 yield
             finally:
                 keeper.cancel()
-                await _bounded(asyncio.wait({keeper}), "hold keeper stop")
+                sampler.cancel()
+                await _bounded(asyncio.wait({keeper, sampler}), "hold keeper stop")
                 gateway.close_links()
         finally:
             # shutdown must end: a stuck step is logged and skipped, never waited out

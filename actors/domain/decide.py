@@ -17,6 +17,7 @@ from actors.domain.errors import (
     InvalidRequest,
     InvalidTransition,
     PassengerConflict,
+    SeatTaken,
     SoldOut,
     TooManyBookings,
 )
@@ -187,6 +188,23 @@ def _check_passengers(
                 raise PassengerConflict(state.route.route_id, pid, bid)
 
 
+def _picked(state: RouteState, cmd: Book, i: int, j: int) -> list[int]:
+    """The seats the buyer picked, if every one is of the class and free for the trip."""
+    inv, mask = state.inv, trip_mask(i, j)
+    if cmd.waitlist or len(cmd.seats) != len(cmd.passengers):
+        raise InvalidRequest("Pick one seat per passenger, and do not ask for the waitlist too.")
+    if len(set(cmd.seats)) != len(cmd.seats):
+        raise InvalidRequest("Each picked seat may appear only once in a booking.")
+    for index in cmd.seats:
+        if not 0 <= index < len(inv.seats) or inv.seats[index].klass != cmd.klass:
+            raise InvalidRequest(f"Seat {index} is not a {cmd.klass} seat of this route.")
+        if inv.bits[index] & mask:
+            seat = inv.seats[index]
+            name = f"{seat.coach}-{seat.name}"
+            raise SeatTaken(state.route.route_id, name, cmd.from_, cmd.to)
+    return list(cmd.seats)
+
+
 def _book(state: RouteState, cmd: Book, policy: Policy, now: float) -> Decision:
     known = state.idem.get((cmd.user, cmd.key))
     if known is not None:
@@ -220,7 +238,11 @@ def _book(state: RouteState, cmd: Book, policy: Policy, now: float) -> Decision:
     live = state.live_seats.get(cmd.user, 0)
     if live + n > policy.user_cap:
         raise TooManyBookings(state.route.route_id, cmd.user, live, policy.user_cap)
-    seats = state.inv.choose(cmd.klass, i, j, n, cmd.seat_letters, cmd.together)
+    seats: list[int] | None
+    if cmd.seats:
+        seats = _picked(state, cmd, i, j)
+    else:
+        seats = state.inv.choose(cmd.klass, i, j, n, cmd.seat_letters, cmd.together)
     if seats is None:
         if not cmd.waitlist:
             raise SoldOut(state.route.route_id, cmd.klass, cmd.from_, cmd.to, n)

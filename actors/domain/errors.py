@@ -115,6 +115,20 @@ class SoldOut(DomainError):
         }
 
 
+class SeatTaken(DomainError):
+    type = "seat-taken"
+    title = "Seat taken"
+
+    def __init__(self, route_id: str, seat: str, from_: str, to: str) -> None:
+        super().__init__(
+            f"Seat {seat} on {route_id} is no longer free from {from_} to {to}; pick another "
+            "seat, or leave 'seats' out and let the server choose.",
+            route_id=route_id,
+            seat=seat,
+            **{"from": from_, "to": to},
+        )
+
+
 class PassengerConflict(DomainError):
     type = "passenger-conflict"
     title = "Passenger already travelling"

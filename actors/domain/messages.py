@@ -29,6 +29,8 @@ class Book(msgspec.Struct, tag="book", frozen=True):
     seat_letters: list[str] = []
     together: bool = False
     waitlist: bool = False
+    #: seat indexes the buyer picked on the seat map (one per passenger); empty: best fit
+    seats: list[int] = []
 
 
 class Confirm(msgspec.Struct, tag="confirm", frozen=True):

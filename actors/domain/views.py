@@ -55,6 +55,30 @@ class Reply(msgspec.Struct, array_like=True):
     matrix: dict[str, list[int]]
 
 
+class SeatMap(msgspec.Struct, array_like=True):
+    """A route's seat map as Redis holds it: per seat (by index) its occupied segments as
+    a bitmask, and the seats of live bookings by status (for the operator console)."""
+
+    version: int
+    bits: list[int]
+    held: int
+    sold: int
+    #: passengers waiting on the waitlist
+    waitlisted: int
+
+
+def seat_map(state: RouteState, version: int) -> SeatMap:
+    """The seat map and booking counts of a state (O(seats + bookings))."""
+    held = sold = 0
+    for b in state.bookings.values():
+        if b.status == "held":
+            held += len(b.seats)
+        elif b.status == "confirmed":
+            sold += len(b.seats)
+    waiting = sum(len(state.bookings[bid].passengers) for bid in state.waitlist)
+    return SeatMap(version, list(state.inv.bits), held, sold, waiting)
+
+
 def record(b: Booking) -> Record:
     """The booking as it stands now."""
     expires = b.hold_expires_at if b.status == "held" else None

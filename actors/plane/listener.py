@@ -32,6 +32,8 @@ class Host(Protocol):
 
     def plane_availability(self, conn: Connection, req_id: int) -> None: ...
 
+    def plane_seats(self, conn: Connection, req_id: int) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Address:
@@ -113,6 +115,11 @@ class Connection(asyncio.Protocol):
             protocol.frame(req_id, protocol.OK, encode(Reply(results, version, delta)))
         )
 
+    def answer(self, req_id: int, body: bytes) -> None:
+        """Answer a request with an already encoded body."""
+        if self.open and self.transport is not None:
+            self.transport.write(protocol.frame(req_id, protocol.OK, body))
+
     def gone(self, req_id: int) -> None:
         """Answer that this activation is ending and did not run the request."""
         if self.open and self.transport is not None:
@@ -148,6 +155,8 @@ class Connection(asyncio.Protocol):
             self.host.plane_submit(commands, self, req_id)
         elif op == protocol.OP_AVAILABILITY:
             self.host.plane_availability(self, req_id)
+        elif op == protocol.OP_SEATS:
+            self.host.plane_seats(self, req_id)
         else:
             self.fail(req_id, f"Unknown operation {op}.")
 

@@ -41,6 +41,9 @@ PROOF_SIZE = NONCE + MAC
 
 OP_SUBMIT = 1
 OP_AVAILABILITY = 2
+#: the seat map (per seat its segment bitmask) and booking counts, for the web console;
+#: answered as a msgpack SeatMap, never on the booking path
+OP_SEATS = 3
 
 OK = 0
 ERROR = 1

@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from actors.domain.messages import Event, decode_events
 from actors.domain.views import Record
@@ -185,6 +187,17 @@ class Journal:
     redis-py; snapshots always through redis-py.
     """
 
+    @classmethod
+    def open(cls, redis_url: str, route_id: str, epoch: int) -> Journal:
+        """The writer a route actor appends with: its own client, which never retries."""
+        # never retry an append inside the client: a lost reply to a write that landed
+        # would journal the batch twice. The batch answers "unavailable" instead, and the
+        # client retries with its idempotency key against the reloaded state.
+        client = aredis.Redis.from_url(
+            redis_url, socket_timeout=10, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
+        return cls(client, route_id, epoch, lean_url=redis_url)
+
     def __init__(
         self, client: aredis.Redis, route_id: str, epoch: int, lean_url: str | None = None
     ) -> None:
@@ -256,3 +269,22 @@ class Journal:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from exc
             raise
+
+
+#: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
+#: is marked already (journalled, or answered so before); see keys.idem_marker
+_MARK_CACHED = """
+return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV[1])
+"""
+
+
+class CachedMarks:
+    """A front end's side of the idempotency markers the append script sets."""
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self._mark = client.register_script(_MARK_CACHED)
+
+    async def first(self, route_id: str, user: str, key: str) -> bool:
+        """Mark a key answered from the cache; True if none was journalled or so answered."""
+        marker = keys.idem_marker(route_id, user, key)
+        return bool(await self._mark(keys=[marker], args=[keys.IDEM_MARKER_TTL]))

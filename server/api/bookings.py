@@ -25,6 +25,7 @@ from server.api.common import (
 )
 from server.api.problems import Problem, from_domain
 from server.api.services import Services, answer, services, trip
+from server.console.seats import picked_seats
 from server.dispatch.channel import Channel
 
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
@@ -42,6 +43,7 @@ async def book(request: Request) -> Response:
     svc.gateway.admit(ch)  # before reading and hashing the body
     body = await read_json(request, schemas.booking_in, headers)
     i, j = trip(ch, body.from_, body.to, body.klass)
+    picked = picked_seats(ch, body) if body.seats else []
     route_id = ch.route.route_id
     # the fingerprint tells a retry (same body) from a reuse of the key (different body)
     fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
@@ -61,7 +63,7 @@ async def book(request: Request) -> Response:
     cmd = Book(
         new_booking_id(route_id), user.id, key, fingerprint, body.from_, body.to, body.klass,
         [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,
-        body.waitlist,
+        body.waitlist, picked,
     )  # fmt: skip
     return answer(ch, await svc.gateway.call(ch, cmd))
 

@@ -251,6 +251,10 @@ def document() -> bytes:
         schemas.AvailabilityOut, schemas.ProblemOut, schemas.Health, schemas.OwnBookingList,
         schemas.SearchOut, schemas.TrainOut,
     ]  # fmt: skip
+    # the web console's endpoints (imported here: server/console/doc.py uses this module)
+    from server.console import doc as console_doc
+
+    types += console_doc.TYPES
     _, components = msgspec.json.schema_components(types, ref_template=REF)
     doc = {
         "openapi": "3.1.0",
@@ -259,7 +263,7 @@ def document() -> bytes:
             "version": "1.0.0",
             "description": "Train-ticket booking: routes, exact availability, holds, payment.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **console_doc.paths()},
         "components": {
             "schemas": components,
             "securitySchemes": {

@@ -17,6 +17,7 @@ STATUS: dict[str, tuple[int, str]] = {
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "sold-out": (409, "Sold out"),
+    "seat-taken": (409, "Seat taken"),
     "passenger-conflict": (409, "Passenger already travelling"),
     "invalid-state": (409, "Booking is not in a state that allows this"),
     "hold-expired": (409, "Hold expired"),

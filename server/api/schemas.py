@@ -76,6 +76,11 @@ class PassengerIn(Strict):
     id: PassengerId
 
 
+class SeatRef(Strict):
+    coach: Annotated[str, Meta(pattern=r"^[0-9]{1,3}$", examples=["03"])]
+    seat: Annotated[str, Meta(pattern=r"^[0-9]{2}[A-Z]$", examples=["07C"])]
+
+
 class BookingIn(Strict):
     from_: Station = msgspec.field(name="from")
     to: Station
@@ -84,6 +89,11 @@ class BookingIn(Strict):
     seat_letters: Annotated[list[Letter], Meta(max_length=10)] = []
     together: bool = False
     waitlist: bool = False
+    seats: Annotated[
+        list[SeatRef],
+        Meta(max_length=5, description="Seats picked on the seat map, one per passenger, "
+             "all of 'class'; left out, the server chooses (best fit)"),
+    ] = []  # fmt: skip
 
 
 class ChangeIn(Strict):

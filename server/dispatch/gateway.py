@@ -30,7 +30,7 @@ from actors.domain.errors import Unavailable
 from actors.domain.messages import Command, encode
 from actors.domain.views import Reply, Result
 from actors.plane import protocol
-from actors.storage import keys, routes_store
+from actors.storage import journal, keys, routes_store
 from server import metrics
 from server.api.problems import Problem
 from server.dispatch.channel import Channel
@@ -41,11 +41,6 @@ log = structlog.get_logger("ticketd.gateway")
 #: how long Ray may take to say where a route's actor listens (activation included: a
 #: worker process start and the route's recovery)
 _ADDRESS_SECONDS = 30.0
-#: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
-#: is marked already (journalled, or answered so before); see keys.idem_marker
-_MARK_CACHED = """
-return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV[1])
-"""
 _reply = msgspec.msgpack.Decoder(Reply)
 #: the longest the hold keeper waits for one route's sweep (it may activate the route)
 _SWEEP_TIMEOUT = 30.0
@@ -62,7 +57,7 @@ class Gateway:
         self._loading: dict[str, asyncio.Task[Channel]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
-        self._mark_cached = client.register_script(_MARK_CACHED)
+        self._mark_cached = journal.CachedMarks(client)
 
     # ---- routes -------------------------------------------------------------------
 
@@ -92,6 +87,10 @@ class Gateway:
     def peek(self, route_id: str) -> Channel | None:
         """The route's channel if this front end has one, without loading anything."""
         return self._channels.get(route_id)
+
+    def channels(self) -> list[Channel]:
+        """Every route this front end has loaded (for the operator console)."""
+        return list(self._channels.values())
 
     # ---- commands -----------------------------------------------------------------
 
@@ -144,9 +143,8 @@ class Gateway:
     async def first_sight(self, route_id: str, user: str, key: str) -> bool:
         """Mark a booking key as answered from the cache; True if no actor journalled it
         (and no front end answered it so) before: see keys.idem_marker."""
-        marker = keys.idem_marker(route_id, user, key)
         try:
-            return bool(await self._mark_cached(keys=[marker], args=[keys.IDEM_MARKER_TTL]))
+            return await self._mark_cached.first(route_id, user, key)
         except (redis.RedisError, OSError):
             raise self._unavailable(route_id) from None
 
@@ -228,6 +226,15 @@ class Gateway:
                 return  # serve the last known figures rather than fail a read
             raise self._unavailable(ch.route.route_id) from None
         ch.take(_reply.decode(raw))
+
+    async def read(self, ch: Channel, op: int) -> bytes:
+        """One read on the route's data plane outside the batches (the console's seat
+        map); 503 Problem if the actor cannot answer."""
+        try:
+            link = await self._link(ch)
+            return await link.request(op)
+        except protocol.PlaneError:
+            raise self._unavailable(ch.route.route_id) from None
 
     # ---- the data plane's connections -------------------------------------------------
 

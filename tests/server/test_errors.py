@@ -35,7 +35,9 @@ BOOKING_ID = "T0-20261201-0123456789abcdef01234567"
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/nope", "/v1", "/v1/booking", "/v1/routes/X/nothing", "/v2/routes"]
+    # "/" is the web console's buyer page now (server/console)
+    "path",
+    ["/nope", "/v1", "/v1/booking", "/v1/routes/X/nothing", "/v2/routes", "/console/x"],
 )
 async def test_unknown_paths_are_404_problems(api: httpx.AsyncClient, path: str) -> None:
     assert_problem(await api.get(path), 404, "not-found")

@@ -269,6 +269,12 @@ _PUBLIC = {
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    # the web console (server/console): its pages, files and seat map
+    ("get", "/"),
+    ("get", "/routes/{route_id}"),
+    ("get", "/ops"),
+    ("get", "/console/{name}"),
+    ("get", "/v1/routes/{route_id}/seats"),
 }
 
 

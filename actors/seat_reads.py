@@ -1,0 +1,42 @@
+"""The route actor's seat-map read (plane op OP_SEATS), for the web console.
+
+A seat-map read must show what Redis holds: while a batch is decided and applied in
+memory but its append is not confirmed yet, readers wait and are answered right
+after it, with no await in between. One encoding per actor version serves every
+reader; the read is never on the booking path.
+"""
+
+from __future__ import annotations
+
+from actors.domain.messages import encode
+from actors.domain.state import RouteState
+from actors.domain.views import seat_map
+from actors.plane.listener import Connection
+
+
+class SeatReads:
+    """Seat-map readers waiting for the next durable moment, and the last answer."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Connection, int]] = []
+        self._memo: tuple[int, bytes] = (-1, b"")
+
+    def ask(self, conn: Connection, req_id: int) -> None:
+        """Queue a reader; the actor calls `answer` when memory is what Redis holds."""
+        self.waiting.append((conn, req_id))
+
+    def answer(self, state: RouteState, version: int, stale: bool) -> None:
+        """Answer every waiting reader (a stale state is being reloaded: they retry)."""
+        if not self.waiting:
+            return
+        readers, self.waiting = self.waiting, []
+        if stale:
+            for conn, req_id in readers:
+                conn.fail(req_id, "The route is reloading its state; retry.")
+            return
+        at, body = self._memo
+        if at != version:
+            body = encode(seat_map(state, version))
+            self._memo = (version, body)
+        for conn, req_id in readers:
+            conn.answer(req_id, body)

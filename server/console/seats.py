@@ -1,0 +1,189 @@
+"""The seat map of a trip: `GET /v1/routes/{route_id}/seats?from=A&to=B`.
+
+Served like availability: per route, the front end keeps the actor's last seat map
+(per seat a segment bitmask, plane op OP_SEATS) for at most the availability
+refresh interval, one read in flight per route however many viewers ask, and
+works out free or taken for the asked trip itself. A write through this front end
+makes the next read fetch again (the channel's version moved), so a buyer sees
+their own booking at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actors.domain.route import RouteDef, Seat, resolve_trip, trip_mask
+from actors.domain.views import SeatMap
+from actors.plane import protocol
+from server.api import schemas
+from server.api.common import endpoint
+from server.api.problems import Problem
+from server.console import schemas as out
+from server.dispatch.channel import Channel
+from server.dispatch.gateway import Gateway
+
+_seat_map = msgspec.msgpack.Decoder(SeatMap)
+_encode = msgspec.json.Encoder()
+#: trip answers remembered per route and seat-map version
+_MAX_TRIPS = 256
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One route's seat map as this front end last read it, with its trip answers."""
+
+    seats: SeatMap
+    at: float
+    trips: dict[tuple[int, int], bytes]
+
+
+class SeatMaps:
+    """Per-route cache of the actors' seat maps."""
+
+    def __init__(self, gateway: Gateway, refresh: float) -> None:
+        self.gateway = gateway
+        self.refresh = refresh
+        self._maps: dict[str, Fetched] = {}
+        self._reading: dict[str, asyncio.Task[Fetched]] = {}
+
+    def fresh(self, ch: Channel) -> Fetched | None:
+        """The cached map if it is recent and no newer write went through this front end."""
+        got = self._maps.get(ch.route.route_id)
+        if got is None or time.monotonic() - got.at > self.refresh:
+            return None
+        return got if ch.version <= got.seats.version else None
+
+    async def get(self, ch: Channel) -> Fetched:
+        """The route's seat map, read from its actor when the cache is stale."""
+        got = self.fresh(ch)
+        if got is not None:
+            return got
+        route_id = ch.route.route_id
+        task = self._reading.get(route_id)
+        if task is None:
+            task = asyncio.create_task(self._read(ch))
+            self._reading[route_id] = task
+            task.add_done_callback(lambda _: self._reading.pop(route_id, None))
+        return await asyncio.shield(task)
+
+    async def _read(self, ch: Channel) -> Fetched:
+        route_id = ch.route.route_id
+        try:
+            raw = await self.gateway.read(ch, protocol.OP_SEATS)
+        except Problem:
+            old = self._maps.get(route_id)
+            if old is not None:
+                return old  # the last known map rather than a failed page
+            raise
+        got = Fetched(_seat_map.decode(raw), time.monotonic(), {})
+        self._maps[route_id] = got
+        return got
+
+
+#: per coach: number, class, rows, letters, and its seats as (index, name)
+Layout = list[tuple[str, str, int, str, list[tuple[int, str]]]]
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def _layout(route: RouteDef) -> Layout:
+    # routes never change once created: one layout per route, made on its first seat map
+    layout = _LAYOUTS.get(route.route_id)
+    if layout is None:
+        if len(_LAYOUTS) > 10_000:
+            _LAYOUTS.clear()
+        seats: list[Seat] = route.seats()
+        layout, at = [], 0
+        for c in route.coaches:
+            size = c.rows * len(c.letters)
+            mine = [(s.index, s.name) for s in seats[at : at + size]]
+            layout.append((c.number, c.klass, c.rows, c.letters, mine))
+            at += size
+        _LAYOUTS[route.route_id] = layout
+    return layout
+
+
+def trip_body(route: RouteDef, got: Fetched, from_: str, to: str, i: int, j: int) -> bytes:
+    """The seats answer for trip (i, j), encoded once per seat-map version."""
+    body = got.trips.get((i, j))
+    if body is not None:
+        return body
+    want, bits = trip_mask(i, j), got.seats.bits
+    coaches = []
+    free: dict[str, int] = {}
+    for number, klass, rows, letters, mine in _layout(route):
+        taken = [name for index, name in mine if bits[index] & want]
+        coaches.append(out.CoachSeats(number, klass, rows, letters, taken))
+        free[klass] = free.get(klass, 0) + len(mine) - len(taken)
+    answer = out.SeatsOut(route.route_id, from_, to, coaches, free, got.seats.version)
+    body = _encode.encode(answer)
+    if len(got.trips) >= _MAX_TRIPS:
+        got.trips.clear()
+    got.trips[(i, j)] = body
+    return body
+
+
+@endpoint("seats")
+async def seats_endpoint(request: Request) -> Response:
+    svc = request.app.state.services
+    maps: SeatMaps = request.app.state.console.seat_maps
+    ch = await svc.gateway.channel(request.path_params["route_id"])
+    allowed = ("from", "to")
+    for name in request.query_params:
+        if name not in allowed:
+            raise Problem("validation", f"Unknown query parameter {name!r}; give from and to.")
+    from_, to = request.query_params.get("from"), request.query_params.get("to")
+    if not from_ or not to:
+        raise Problem(
+            "validation", "Give the trip as query parameters ?from=<station>&to=<station>."
+        )
+    route = ch.route
+    i, j = resolve_trip(route.route_id, ch.station_index, ch.classes, from_, to, None)
+    got = await maps.get(ch)
+    return Response(trip_body(route, got, from_, to, i, j), media_type="application/json")
+
+
+def picked_seats(ch: Channel, body: schemas.BookingIn) -> list[int]:
+    """The seat indexes of a booking's picked seats; 422 if one is not of this route."""
+    index = _seat_index(ch.route)
+    if len(body.seats) != len(body.passengers):
+        raise Problem(
+            "validation",
+            f"Pick one seat per passenger: {len(body.passengers)} passenger(s), "
+            f"{len(body.seats)} seat(s).",
+        )
+    picked: list[int] = []
+    for ref in body.seats:
+        found = index.get((ref.coach, ref.seat))
+        if found is None:
+            raise Problem(
+                "validation", f"Route {ch.route.route_id} has no seat {ref.coach}-{ref.seat}."
+            )
+        seat_index, klass = found
+        if klass != body.klass:
+            raise Problem(
+                "validation",
+                f"Seat {ref.coach}-{ref.seat} is {klass}, not {body.klass}; pick seats of "
+                "the class you book.",
+            )
+        picked.append(seat_index)
+    return picked
+
+
+_SEAT_INDEXES: dict[str, dict[tuple[str, str], tuple[int, str]]] = {}
+
+
+def _seat_index(route: RouteDef) -> dict[tuple[str, str], tuple[int, str]]:
+    # routes never change once created: one table per route, made on its first pick
+    table = _SEAT_INDEXES.get(route.route_id)
+    if table is None:
+        if len(_SEAT_INDEXES) > 10_000:
+            _SEAT_INDEXES.clear()
+        table = {(s.coach, s.name): (s.index, s.klass) for s in route.seats()}
+        _SEAT_INDEXES[route.route_id] = table
+    return table

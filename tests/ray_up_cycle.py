@@ -89,7 +89,9 @@ def ensure_wheels() -> None:
     req = WHEELS / "requirements.in"
     req.write_text(wanted)
     pip = [sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELS), "-r", str(req)]
-    subprocess.run(pip, check=True, timeout=900)
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        sys.exit(f"ray_up_cycle: pip download failed:\n{done.stderr[-3000:]}")
     stamp.write_text(wanted)
 
 

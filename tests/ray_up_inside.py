@@ -92,7 +92,9 @@ def kind(argv: list[str]) -> str:
         return "redis"
     if argv[0].startswith(("ssh", "/usr/bin/ssh", "/usr/sbin/sshd")):  # also "sshd: root@..."
         return "ssh"
-    if "ray" in line:
+    # Ray's own processes (raylet, GCS, dashboard, workers, actors "ray::RouteActor"), not
+    # the shells that run `ray stop`
+    if argv[0].startswith("ray::") or "site-packages/ray/" in line:
         return "ray"
     return "other"
 
@@ -287,6 +289,16 @@ def flash_sale(jwt: str, seconds: float) -> dict[str, Any]:
     return {"audit": audit, **{k: report[k] for k in keep}}
 
 
+def readyz_answer() -> str:
+    """What /readyz answers within 5 s (a front end whose Ray is gone must still answer)."""
+    t = time.monotonic()
+    try:
+        status = str(httpx.get(f"{URL}/readyz", timeout=5).status_code)
+    except httpx.TransportError as exc:
+        status = type(exc).__name__
+    return f"{status} after {time.monotonic() - t:.2f} s"
+
+
 def port_free(port: int, host: str = "0.0.0.0") -> bool:
     """Whether host:port can be bound (as uvicorn binds: SO_REUSEADDR)."""
     with socket.socket() as s:
@@ -337,6 +349,8 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
     res["flash_sale"] = flash_sale(jwt, sale_seconds)
     before = census()
     res["before_ray_down"] = {k: len(v) for k, v in before.items()}
+    now = processes()
+    res["before_ray_down_other"] = [now.get(p, [])[:3] for p in before.get("other", [])]
     for needed in ("front end", "ray", "redis"):
         if not before.get(needed):
             raise CycleError(f"no {needed} process after ray up: {before}")
@@ -357,6 +371,8 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
         for what in ("ray", "front end"):
             if what not in gone and not now.get(what):
                 gone[what] = round(time.monotonic() - t, 1)
+        if "ray" in gone and "front end" not in gone and "readyz_ray_gone" not in res:
+            res["readyz_ray_gone"] = readyz_answer()
         if down.poll() is not None and "ray_down" not in timings:
             timings["ray_down"] = round(time.monotonic() - t, 1)
         if len(gone) == 2 and down.poll() is not None:

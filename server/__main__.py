@@ -87,7 +87,7 @@ def serve(settings: Settings) -> int:
             app,
             host=settings.host,
             port=settings.port,
-            loop="uvloop",
+            loop="server.loop:new_event_loop",  # see server/loop.py
             http="httptools",
             access_log=False,  # per-request logs cost more than the request; see /metrics
             log_level="warning",

@@ -33,8 +33,10 @@ URL = "http://127.0.0.1:8000"
 REDIS_PORT = 6380
 #: the front end's own default (server/settings.py): ray down must not need a shorter one
 RAY_LOST_SECONDS = 30.0
-#: from `ray down` to no front end: its lost-Ray threshold, plus `ray down` itself
-GONE_BOUND = RAY_LOST_SECONDS + 30.0
+#: `ray down` (its `ray stop` took 4-30 s here, on a loaded machine) until no Ray process
+DOWN_BOUND = 120.0
+#: from the last Ray process gone to no front end: its lost-Ray threshold plus its drain
+GONE_BOUND = RAY_LOST_SECONDS + 20.0
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
 SSH_OPTS += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-i", str(SSH_KEY)]
 
@@ -350,7 +352,9 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
     before = census()
     res["before_ray_down"] = {k: len(v) for k, v in before.items()}
     now = processes()
-    res["before_ray_down_other"] = [now.get(p, [])[:3] for p in before.get("other", [])]
+    res["before_ray_down_other"] = [
+        [a[:80] for a in now.get(p, [])[:4]] for p in before.get("other", [])
+    ]
     for needed in ("front end", "ray", "redis"):
         if not before.get(needed):
             raise CycleError(f"no {needed} process after ray up: {before}")
@@ -366,7 +370,7 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
     )
     down_log.close()
     gone: dict[str, float] = {}
-    while time.monotonic() - t < GONE_BOUND + 5:
+    while time.monotonic() - t < DOWN_BOUND + GONE_BOUND:
         now = census()
         for what in ("ray", "front end"):
             if what not in gone and not now.get(what):
@@ -377,12 +381,18 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
             timings["ray_down"] = round(time.monotonic() - t, 1)
         if len(gone) == 2 and down.poll() is not None:
             break
+        if "ray" not in gone and time.monotonic() - t > DOWN_BOUND:
+            break
+        if "ray" in gone and time.monotonic() - t > gone["ray"] + GONE_BOUND:
+            break
         time.sleep(0.2)
     if down.poll() is None:
         down.kill()
         raise CycleError("ray down did not return")
     timings["ray_down_to_no_ray"] = gone.get("ray", -1)
     timings["ray_down_to_no_front_end"] = gone.get("front end", -1)
+    if len(gone) == 2:
+        timings["no_ray_to_no_front_end"] = round(gone["front end"] - gone["ray"], 1)
     if down.returncode != 0:
         raise CycleError(f"ray down exited {down.returncode}")
     left = census()
@@ -390,8 +400,8 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
         raise CycleError(
             f"Ray processes left after ray down: {[processes().get(p) for p in left['ray']]}"
         )
-    if "front end" not in gone or gone["front end"] > GONE_BOUND:
-        raise CycleError(f"the front end lingers {GONE_BOUND} s after ray down: {left}")
+    if "front end" not in gone:
+        raise CycleError(f"the front end lingers {GONE_BOUND} s after its Ray went: {left}")
     front_log = (HOME / "ticketd-logs" / "frontend.log").read_text(errors="replace")
     res["front_end_said"] = [ln for ln in front_log.splitlines() if "ray cluster gone" in ln][-1:]
     if not res["front_end_said"]:
@@ -411,7 +421,7 @@ def cycle(res: dict[str, Any], timings: dict[str, float], sale_seconds: float) -
         raise CycleError(f"ports still taken: {res['ports_free']}")
 
 
-def run(work: Path, sale_seconds: float = 5.0) -> int:
+def run(work: Path, sale_seconds: float = 10.0) -> int:
     """The cycle inside the namespaces; writes /tmp/result.json; 0 when it passed."""
     check_isolation()
     private_mounts(work)

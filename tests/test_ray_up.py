@@ -55,5 +55,7 @@ def test_ray_up_book_ray_down_leaves_no_ticketd_process(tmp_path: Path) -> None:
     assert 0 <= timings["no_ray_to_no_front_end"] <= 50, why
     assert 0 <= timings["ray_down_to_no_ray"] <= timings["ray_down"] + 1, why
     assert res["front_end_said"], why
+    # while its Ray was gone the front end still answered /readyz, 503
+    assert [a.split()[0] for a in res["readyz_ray_gone"]] == ["503", "503"], why
     assert set(res["left_after"]) <= {"ssh"}, why
     assert all(res["ports_free"].values()), why

@@ -45,6 +45,11 @@ def test_ray_up_book_ray_down_leaves_no_ticketd_process(tmp_path: Path) -> None:
     why = _summary(res)
     timings = res["timings"]
     print(f"ray up/down timings (s): {json.dumps(timings)}")
+    print(f"/readyz while Ray was gone: {res.get('readyz_ray_gone')}")
+    sale = res.get("flash_sale", {})
+    print(
+        f"sale: {sale.get('acknowledged_bookings')} acknowledged, {sale.get('throughput_rps')} rps"
+    )
     assert res["failures"] == [] and proc.returncode == 0, why
     # booked and confirmed through the front end `ray up` started, and a sale audited clean
     assert res["booking"]["status"] == "confirmed", why

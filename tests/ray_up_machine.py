@@ -83,7 +83,7 @@ def kind(argv: list[str]) -> str:
         return "ssh"
     # Ray's own processes (raylet, GCS, dashboard, workers, actors "ray::RouteActor"), not
     # the shells that run `ray stop`
-    if argv[0].startswith("ray::") or "site-packages/ray/" in line:
+    if argv[0].startswith("ray::") or "site-packages/ray/" in line or " -m ray." in line:
         return "ray"
     return "other"
 
@@ -103,7 +103,7 @@ def check_isolation() -> None:
     nets = [name for _, name in socket.if_nameindex()]
     if os.getpid() > 10 or len(seen) > 3 or nets != ["lo"]:
         raise SystemExit(
-            f"ray_up_inside: not in private namespaces (pid {os.getpid()}, {len(seen)} other "
+            f"ray_up_cycle: not in private namespaces (pid {os.getpid()}, {len(seen)} other "
             f"processes, interfaces {nets}); refusing to run `ray down`. Use ray_up_cycle.py."
         )
 

@@ -34,14 +34,13 @@ from actors.views import Reply, Result, RouteView
 from server import metrics
 from server.link import Link
 from server.problems import Problem
+from server.readiness import RayCheck
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
 #: how long Ray may take to say where a route's actor listens (activation included: a
 #: worker process start and the route's recovery)
 _ADDRESS_SECONDS = 30.0
-#: how long /readyz waits for Ray to answer (cluster_resources) before saying it fails
-_RAY_CHECK_SECONDS = 5.0
 #: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
 #: is marked already (journalled, or answered so before); see keys.idem_marker
 _MARK_CACHED = """
@@ -114,9 +113,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
         self._mark_cached = client.register_script(_MARK_CACHED)
-        # /readyz's Ray check and when it began (see ready)
-        self._ray_check: asyncio.Future[Any] | None = None
-        self._ray_check_began = 0.0
+        self._ray_check = RayCheck()  # /readyz's, one in flight at a time
 
     # ---- routes -------------------------------------------------------------------
 
@@ -420,29 +417,11 @@ class Gateway:
         except Exception as exc:
             checks["redis"] = f"failing: {type(exc).__name__}"
         try:
-            ok = ray.is_initialized() and await self._ray_answers()
+            ok = ray.is_initialized() and await self._ray_check.answers()
             checks["ray"] = "ok" if ok else "failing: not connected"
         except Exception as exc:
             checks["ray"] = f"failing: {type(exc).__name__}"
         return checks
-
-    async def _ray_answers(self) -> bool:
-        """Ray's answer within 5 s of the check's start; TimeoutError otherwise.
-
-        One check in flight at a time: with the GCS gone the call never returns, and a new
-        thread per probe would pile up in the default executor (6 threads on 2 cores),
-        where every other blocking call then waits. A probe arriving while a check older
-        than 5 s is still out answers at once.
-        """
-        if self._ray_check is None or self._ray_check.done():
-            self._ray_check = asyncio.ensure_future(asyncio.to_thread(ray.cluster_resources))
-            # its error is read, whoever still waits (none, once every probe gave up)
-            self._ray_check.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._ray_check_began = time.monotonic()
-        left = _RAY_CHECK_SECONDS - (time.monotonic() - self._ray_check_began)
-        if left <= 0:
-            raise TimeoutError
-        return bool(await asyncio.wait_for(asyncio.shield(self._ray_check), left))
 
 
 def _stop_if_cancelled() -> None:

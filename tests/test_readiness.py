@@ -1,4 +1,4 @@
-"""/readyz with a Ray that does not answer (server/gateway.py `ready`): one check in
+"""/readyz with a Ray that does not answer (server/readiness.py): one check in
 flight, never a thread per probe, and probes after the first answer at once."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import httpx
 import pytest
 import ray
 
-from server import gateway
+from server import readiness
 
 
 async def test_a_stuck_ray_check_is_not_repeated_and_later_probes_answer_at_once(
@@ -28,8 +28,8 @@ async def test_a_stuck_ray_check_is_not_repeated_and_later_probes_answer_at_once
         release.wait(30)
         return real()
 
-    monkeypatch.setattr(gateway.ray, "cluster_resources", stuck)
-    monkeypatch.setattr(gateway, "_RAY_CHECK_SECONDS", 0.5)
+    monkeypatch.setattr(readiness.ray, "cluster_resources", stuck)
+    monkeypatch.setattr(readiness, "_RAY_CHECK_SECONDS", 0.5)
     try:
         started = time.monotonic()
         first = await api.get("/readyz")

@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # the web console's browser tests drive Debian's Chromium (apt, as root: CI runs so)
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: install run test lint bench token clean
+.PHONY: install run test test-ray-up lint bench token clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,12 @@ $(CHROMIUM_STAMP): $(STAMP)
 # Runs the whole test suite (real embedded Redis, real local Ray, headless Chromium).
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# `ray up` -> book -> `ray down` of cluster.yaml on this machine (head only, a private sshd
+# on 127.0.0.1), in Linux namespaces of its own: needs root; installs openssh-server and
+# rsync if missing (starting no service). See docs/deploy.md section 2a.
+test-ray-up: $(STAMP)
+	TICKETD_RAY_UP_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/cluster/test_ray_up.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors server loadgen tests bench

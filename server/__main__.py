@@ -88,7 +88,7 @@ def serve(settings: Settings) -> int:
             app,
             host=settings.host,
             port=settings.port,
-            loop="uvloop",
+            loop="server.boot.loop:new_event_loop",  # see server/boot/loop.py
             http="httptools",
             access_log=False,  # per-request logs cost more than the request; see /metrics
             log_level="warning",

@@ -35,6 +35,7 @@ from server import metrics
 from server.api.problems import Problem
 from server.dispatch.channel import Channel
 from server.dispatch.link import Link
+from server.dispatch.readiness import RayCheck
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
@@ -58,6 +59,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
         self._mark_cached = journal.CachedMarks(client)
+        self._ray_check = RayCheck()  # /readyz's, one in flight at a time
 
     # ---- routes -------------------------------------------------------------------
 
@@ -373,9 +375,7 @@ class Gateway:
         except Exception as exc:
             checks["redis"] = f"failing: {type(exc).__name__}"
         try:
-            ok = ray.is_initialized() and await asyncio.wait_for(
-                asyncio.to_thread(ray.cluster_resources), 5
-            )
+            ok = ray.is_initialized() and await self._ray_check.answers()
             checks["ray"] = "ok" if ok else "failing: not connected"
         except Exception as exc:
             checks["ray"] = f"failing: {type(exc).__name__}"

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,14 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"front end not ready:\n{log.read_text()[-3000:]}")
 
 
+def _readyz(url: str) -> int | str:
+    """/readyz's status, or the transport error's name."""
+    try:
+        return httpx.get(f"{url}/readyz", timeout=10).status_code
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_front_ends_exit_when_their_ray_is_gone_and_sigterm_still_stops_them(
@@ -132,6 +141,11 @@ def test_front_ends_exit_when_their_ray_is_gone_and_sigterm_still_stops_them(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         gone = time.monotonic()
+        # monitoring keeps probing /readyz: each probe's Ray check then hangs in a thread
+        # for good, which must hold up neither exit below (server/boot/loop.py)
+        pool = ThreadPoolExecutor(2)
+        probes = [pool.submit(_readyz, url) for url in (lost_url, term_url)]
+        time.sleep(0.5)  # both requests in flight
 
         # one front end is told to stop at once: its drain must not wait for Ray
         term.send_signal(signal.SIGTERM)
@@ -146,7 +160,11 @@ def test_front_ends_exit_when_their_ray_is_gone_and_sigterm_still_stops_them(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    answers = [probe.result() for probe in probes]
+    pool.shutdown()
     print(f"SIGTERM exit after {term_took:.1f} s, self-exit after {lost_took:.1f} s")
+    print(f"/readyz while Ray was gone: {answers}")
+    assert answers[0] == 503, answers
     assert term_code in (0, 3), logs[1].read_text()[-3000:]
     assert term_took < 20, term_took
     assert lost_code == 3, logs[0].read_text()[-3000:]

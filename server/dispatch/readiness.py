@@ -1,0 +1,39 @@
+"""/readyz's Ray check: one call in flight at a time, bounded from when it began.
+
+With the GCS gone, `ray.cluster_resources` never returns. A new thread per probe would
+pile up in the loop's default executor (6 threads on 2 cores), where every other
+blocking call then waits; and each probe would take the whole bound to answer. So a
+probe joins the check in flight, and one arriving after that check's bound answers at
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import ray
+
+#: how long Ray may take to answer before /readyz says it fails
+_RAY_CHECK_SECONDS = 5.0
+
+
+class RayCheck:
+    """Whether Ray answers `cluster_resources`, sharing one call among probes."""
+
+    def __init__(self) -> None:
+        self._call: asyncio.Future[Any] | None = None
+        self._began = 0.0
+
+    async def answers(self) -> bool:
+        """Ray's answer within the bound of the call's start; TimeoutError otherwise."""
+        if self._call is None or self._call.done():
+            self._call = asyncio.ensure_future(asyncio.to_thread(ray.cluster_resources))
+            # its error is read, whoever still waits (none, once every probe gave up)
+            self._call.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._began = time.monotonic()
+        left = _RAY_CHECK_SECONDS - (time.monotonic() - self._began)
+        if left <= 0:
+            raise TimeoutError
+        return bool(await asyncio.wait_for(asyncio.shield(self._call), left))

@@ -109,6 +109,10 @@ class Load:
             await asyncio.sleep(0.1)
         raise AssertionError(f"{b.key} never answered: last status {b.status}")
 
+    def serving(self) -> bool:
+        """Every route has acknowledged a booking: its actor is up (activation done)."""
+        return {b.route_id for b in self.done if b.status in (201, 202)} >= set(self.routes)
+
     def first_ack_after(self, t: float) -> float | None:
         """Seconds from t to the first acknowledgement of a request sent after t."""
         acks = [b.answered for b in self.done if b.status in (201, 202) and b.sent >= t]
@@ -215,7 +219,14 @@ async def test_embedded_redis_killed_twice_under_load_heals_within_5s_losing_not
             assert r.status_code == 200, r.text
             load = Load(url, routes)
             loader = asyncio.create_task(load.run())
-            await asyncio.sleep(3.0)
+            # kill only once every route's actor serves: an activation still starting (a
+            # worker process on a slow machine) would fail at the kill and start over, which
+            # measures Ray's worker start-up, not the healing
+            started = time.monotonic()
+            while not load.serving():
+                assert time.monotonic() - started < 60, f"routes not serving: {load.statuses}"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2.0)
 
             heal_times = []
             for _ in range(2):

@@ -3,19 +3,14 @@ Debian Chromium driven by selenium."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
+from support.live import live_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -26,45 +21,19 @@ INSTALL = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serve(redis_url: str, data_dir: Path) -> Iterator[str]:
-    """The app served by uvicorn on a free port, in a thread with its own event loop; the
-    secrets are the other tests' (route actors outlive a test, and keep their secret)."""
+    """A live ticketd with the other tests' secrets (route actors outlive a test, and keep
+    their secret)."""
     from conftest import JWT_SECRET, PLANE_SECRET
 
-    from server.app import create_app
-    from server.boot.runtime import Runtime
     from server.settings import Settings
 
     s = Settings(
         redis_url=redis_url, jwt_secret=JWT_SECRET, cluster_secret=PLANE_SECRET, data_dir=data_dir
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(s, Runtime(s)), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    try:
+    with live_app(s) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def chromium_missing() -> str | None:

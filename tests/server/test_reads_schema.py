@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from conftest import JWT_SECRET
 from hypothesis import HealthCheck, settings
+from support.live import live_app
 
 from server.api import openapi
 from server.api.auth import mint
@@ -24,46 +20,25 @@ schema = schemathesis.openapi.from_dict(json.loads(openapi.document()))
 AUTH = {"Authorization": f"Bearer {mint(JWT_SECRET, 'schemathesis')}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live_url(redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:  # fmt: skip
-    """The app served by uvicorn on a free port, in a thread with its own event loop."""
-    from server.app import create_app
-    from server.boot.runtime import Runtime
+    """A live ticketd with one route to read."""
     from server.settings import Settings
 
     data: Path = tmp_path_factory.mktemp("schema-data")
     s = Settings(redis_url=redis_url, jwt_secret=JWT_SECRET, data_dir=data)
-    port = _free_port()
-    config = uvicorn.Config(create_app(s, Runtime(s)), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    admin = {"Authorization": f"Bearer {mint(JWT_SECRET, 'ops', True)}"}
-    coaches = [{"number": "01", "class": "second", "rows": 1, "letters": "AB"}]
-    route = {"train": "S1", "date": "2026-12-01", "stations": ["A", "B", "C"], "coaches": coaches}
-    assert httpx.post(url + "/v1/routes", json=route, headers=admin).status_code in (200, 201)
-    try:
+    with live_app(s) as url:
+        admin = {"Authorization": f"Bearer {mint(JWT_SECRET, 'ops', True)}"}
+        coaches = [{"number": "01", "class": "second", "rows": 1, "letters": "AB"}]
+        route = {
+            "train": "S1",
+            "date": "2026-12-01",
+            "stations": ["A", "B", "C"],
+            "coaches": coaches,
+        }
+        assert httpx.post(url + "/v1/routes", json=route, headers=admin).status_code in (200, 201)
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @schema.include(path_regex="^/v1/(search|bookings|routes)$", method="GET").parametrize()

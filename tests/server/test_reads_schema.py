@@ -12,6 +12,7 @@ import schemathesis
 from conftest import JWT_SECRET
 from hypothesis import HealthCheck, settings
 from support.live import live_app
+from support.schema import auth_for
 
 from server.api import openapi
 from server.api.auth import mint
@@ -47,10 +48,11 @@ def test_read_endpoints_conform_to_their_openapi_document(case: schemathesis.Cas
                                                           ) -> None:  # fmt: skip
     query = case.query or {}
     same = query.get("from") is not None and query.get("from") == query.get("to")
-    if case.path == "/v1/search" and case.method.upper() == "GET" and same:
+    headers = auth_for(case, AUTH)
+    if case.path == "/v1/search" and case.method.upper() == "GET" and same and headers:
         # a trip from a station to itself: the one documented 422 for schema-valid input
-        response = case.call(base_url=live_url, headers=AUTH)
+        response = case.call(base_url=live_url, headers=headers)
         assert response.status_code == 422, response.text
         assert response.json()["type"] in ("bad-trip", "validation"), response.text
         return
-    case.call_and_validate(base_url=live_url, headers=AUTH)
+    case.call_and_validate(base_url=live_url, headers=headers)

@@ -13,10 +13,12 @@ moment (a node that joined counts at once, one that left no longer does):
   activating routes at the same moment still spread them instead of all picking the
   same least-loaded node.
 
-The actor is then created with a label selector on that node's id and a fallback to any
-other node (node_options): if that node cannot take it (it died meanwhile), Ray places it
-elsewhere rather than leaving the route down. When a node dies, Ray restarts its actors
-on the survivors; each records where it really runs (record()). Routes are not moved
+The actor is then created with a label selector on that node's id and fallbacks
+(node_options): the route's other alive nodes in its rendezvous order, then any node. So
+when a node dies, Ray restarts its actors on the survivors each route's hash order names,
+spread over them, not all on one: a node starts only as many worker processes at once as
+it has cores, so four actors restarting on one 2-core node took two rounds (4 s more than
+one). Each activation records where it really runs (record()). Routes are not moved
 when a node joins (a move is a short outage of the route): new activations fill it.
 """
 
@@ -71,17 +73,17 @@ def preference(route_id: str, nodes: list[str]) -> list[str]:
     return sorted(nodes, key=weight, reverse=True)
 
 
-def node_options(node: str) -> dict[str, Any]:
-    """Run on `node`, or on any other node when it cannot (it died, say).
+def node_options(node: str, then: list[str] | None = None) -> dict[str, Any]:
+    """Run on `node`; when it cannot (it died, say), on the first of `then` that can, and
+    at last on any other node.
 
-    A label selector on the node id with a fallback, not a soft
+    Label selectors on the node id with fallbacks, not a soft
     NodeAffinitySchedulingStrategy: on one machine with three Ray nodes, Ray placed a
     soft-affine 0-CPU actor elsewhere about half the time; the selector held every time.
     """
-    return {
-        "label_selector": {NODE_LABEL: node},
-        "fallback_strategy": [{"label_selector": {NODE_LABEL: f"!{node}"}}],
-    }
+    fallbacks = [{"label_selector": {NODE_LABEL: n}} for n in then or [] if n != node]
+    fallbacks.append({"label_selector": {NODE_LABEL: f"!{node}"}})
+    return {"label_selector": {NODE_LABEL: node}, "fallback_strategy": fallbacks}
 
 
 def record(client: redis.Redis, route_id: str, node_id: str) -> None:
@@ -127,7 +129,9 @@ class Placement:
             # placement is an optimisation: a route must still start while Redis hiccups
             log.warning("route placement fell back to SPREAD for %s: %r", route_id, exc)
             return {"scheduling_strategy": "SPREAD"}
-        return node_options(node)
+        # where Ray restarts it if that node dies: the route's next nodes by hash, so the
+        # routes of a dead node spread over the survivors
+        return node_options(node, preference(route_id, nodes))
 
     def close(self) -> None:
         """Close the Redis connection, if any."""

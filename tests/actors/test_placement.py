@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import redis.asyncio
 
-from actors.placement import Placement, preference
+from actors import placement as placement_module
+from actors.placement import NODE_LABEL, Placement, preference
 from actors.storage import keys
 
 NODES = ["a" * 56, "b" * 56, "c" * 56]
@@ -72,3 +74,31 @@ async def test_a_node_that_left_gets_nothing_and_one_that_joined_fills_up_first(
         assert all(placement.choose(r, NODES[1:]) != NODES[0] for r in stranded)
     finally:
         placement.close()
+
+
+def test_a_dead_nodes_routes_fall_back_to_different_survivors(
+    redis_client: redis.asyncio.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ray restarts an actor with the options it was created with: after its chosen node,
+    # the fallbacks name the route's other nodes in its own hash order, so the routes of a
+    # dead node do not all restart on one survivor (a node starts only as many worker
+    # processes at once as it has cores). alive_nodes is the GCS's list: three fake ids
+    # stand in for a three-node Ray here; tests/cluster runs the real one.
+    nodes = NODES + ["d" * 56]
+    monkeypatch.setattr(placement_module, "alive_nodes", lambda: nodes)
+    placement = Placement(redis_url)
+    try:
+        options = {f"F{n}-20261201": placement.options(f"F{n}-20261201") for n in range(24)}
+    finally:
+        placement.close()
+    survivors: Counter[str] = Counter()
+    for route_id, opts in options.items():
+        chosen = opts["label_selector"][NODE_LABEL]
+        then = [f["label_selector"][NODE_LABEL] for f in opts["fallback_strategy"]]
+        assert then[-1] == f"!{chosen}", "at last any other node"
+        assert sorted(then[:-1] + [chosen]) == sorted(nodes), "every node, once"
+        assert then[:-1] == [n for n in preference(route_id, nodes) if n != chosen]
+        if chosen == nodes[0]:
+            # where this route restarts when nodes[0] dies: its first other alive node
+            survivors[then[0]] += 1
+    assert len(survivors) == 3, f"nodes[0]'s routes fall back to every survivor: {survivors}"

@@ -82,9 +82,9 @@ def test_a_dead_nodes_routes_fall_back_to_different_survivors(
     # Ray restarts an actor with the options it was created with: after its chosen node,
     # the fallbacks name the route's other nodes in its own hash order, so the routes of a
     # dead node do not all restart on one survivor (a node starts only as many worker
-    # processes at once as it has cores). alive_nodes is the GCS's list: three fake ids
-    # stand in for a three-node Ray here; tests/cluster runs the real one.
-    nodes = NODES + ["d" * 56]
+    # processes at once as it has cores). alive_nodes is the GCS's list: four fake ids
+    # stand in for a four-node Ray here; tests/cluster runs the real one.
+    nodes = [*NODES, "d" * 56]
     monkeypatch.setattr(placement_module, "alive_nodes", lambda: nodes)
     placement = Placement(redis_url)
     try:
@@ -96,7 +96,7 @@ def test_a_dead_nodes_routes_fall_back_to_different_survivors(
         chosen = opts["label_selector"][NODE_LABEL]
         then = [f["label_selector"][NODE_LABEL] for f in opts["fallback_strategy"]]
         assert then[-1] == f"!{chosen}", "at last any other node"
-        assert sorted(then[:-1] + [chosen]) == sorted(nodes), "every node, once"
+        assert sorted([*then[:-1], chosen]) == sorted(nodes), "every node, once"
         assert then[:-1] == [n for n in preference(route_id, nodes) if n != chosen]
         if chosen == nodes[0]:
             # where this route restarts when nodes[0] dies: its first other alive node

@@ -72,6 +72,9 @@ def ray_local() -> Iterator[None]:
     import ray
 
     ray.init(
+        # always a Ray of this session's own: never one a `ray start` or another run left
+        # on this machine (a plain ray.init() joins the cluster /tmp/ray names)
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         logging_level="WARNING",

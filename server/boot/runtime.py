@@ -100,7 +100,10 @@ class Runtime:
             # the local Ray runs with token auth (RAY_AUTH_MODE=token, set in server.__main__
             # before ray is imported); joining a cluster uses that cluster's own mode
             ray.init(
-                address=address,
+                # unset means a Ray of this process's own: a plain ray.init() would join
+                # whatever cluster /tmp/ray names (a `ray start`, or a dead one's leftover
+                # file, which it then waits on for two minutes)
+                address=address or "local",
                 namespace=NAMESPACE,
                 include_dashboard=False if address is None else None,
                 logging_level=logging.WARNING,

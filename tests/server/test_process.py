@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ EXIT_WITHIN = 20.0
 class Server:
     """One `python -m server` child on a free port."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, **extra: str) -> None:
         self.port = _free_port()
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETD_", "RAY_ADDRESS"))}
@@ -38,6 +40,7 @@ class Server:
             TICKETD_JWT_SECRET=SECRET,
             TICKETD_LOG_JSON="1",
         )
+        env.update(extra)
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "server"], cwd=REPO, env=env, stdout=log, stderr=log
@@ -79,12 +82,12 @@ class Server:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[[Path], Server]]:
-    """start_server(data_dir) -> a running server; every one is stopped at the end."""
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """start_server(data_dir, **env) -> a running server; every one is stopped at the end."""
     started: list[Server] = []
 
-    def start(data_dir: Path) -> Server:
-        server = Server(data_dir, tmp_path / f"server-{len(started)}.log")
+    def start(data_dir: Path, **env: str) -> Server:
+        server = Server(data_dir, tmp_path / f"server-{len(started)}.log", **env)
         started.append(server)
         server.wait_ready()
         return server
@@ -134,7 +137,7 @@ def _booking_state(client: httpx.Client, made: dict[str, str]) -> dict[str, Any]
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
 def test_sigterm_stops_cleanly_and_a_restart_serves_every_acknowledged_booking(
-    start_server: Callable[[Path], Server], tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     data_dir = (tmp_path / "data").resolve()
     server = start_server(data_dir)
@@ -207,3 +210,24 @@ def test_sigterm_stops_cleanly_and_a_restart_serves_every_acknowledged_booking(
         assert (r.status_code, r.content) == (201, first_replies["k3"].content)
     assert again.stop() == 0, again.log_tail()
     assert _redis_servers_on(data_dir) == []
+
+
+def test_unset_ray_address_starts_a_ray_of_its_own_despite_a_dead_clusters_leftover(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    # a `ray start` that crashed leaves <RAY_TMPDIR>/ray/ray_current_cluster behind; a plain
+    # ray.init() would join the address it names and wait two minutes on it. 192.0.2.2 is
+    # TEST-NET-1: nothing answers there. Short: Ray's unix socket paths live under it.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="tkdp-", dir="/tmp"))
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("192.0.2.2:37727\n")
+        server = start_server(tmp_path / "data", RAY_TMPDIR=str(ray_tmp))
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/readyz").json()["checks"]["ray"] == "ok"
+        assert server.stop() == 0
+        connected = [json.loads(line) for line in server.log_path.read_text().splitlines()
+                     if '"ray connected"' in line]  # fmt: skip
+        assert connected and connected[0]["address"] == "local", server.log_tail()
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -32,6 +32,7 @@ from actors.storage.recovery import recover
 from server.catalog.timetable import DateIndex, Train, encode_trains
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
+from server.flight import SingleFlight
 
 log = structlog.get_logger("ticketd.search")
 
@@ -86,7 +87,7 @@ class Search:
         self.gateway = gateway
         self.refresh = refresh
         self._dates: OrderedDict[str, DateIndex] = OrderedDict()
-        self._loading: dict[str, asyncio.Task[DateIndex]] = {}
+        self._loading: SingleFlight[str, DateIndex] = SingleFlight()
         self._figures: dict[str, Figures] = {}
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._stations: dict[str, bool] = {}
@@ -100,12 +101,7 @@ class Search:
         """The index of a date; loaded on first use, then checked once per refresh."""
         index = self._dates.get(date)
         if index is None:
-            task = self._loading.get(date)
-            if task is None:
-                task = asyncio.create_task(self._load_date(date))
-                self._loading[date] = task
-                task.add_done_callback(lambda _: self._loading.pop(date, None))
-            return await asyncio.shield(task)
+            return await self._loading.run(date, lambda: self._load_date(date))
         self._dates.move_to_end(date)
         if time.monotonic() - index.checked > self.refresh and (
             index.refreshing is None or index.refreshing.done()

@@ -10,7 +10,6 @@ their own booking at once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from server.api.problems import Problem
 from server.console import schemas as out
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
+from server.flight import SingleFlight
 
 _seat_map = msgspec.msgpack.Decoder(SeatMap)
 _encode = msgspec.json.Encoder()
@@ -50,7 +50,7 @@ class SeatMaps:
         self.gateway = gateway
         self.refresh = refresh
         self._maps: dict[str, Fetched] = {}
-        self._reading: dict[str, asyncio.Task[Fetched]] = {}
+        self._reading: SingleFlight[str, Fetched] = SingleFlight()
 
     def fresh(self, ch: Channel) -> Fetched | None:
         """The cached map if it is recent and no newer write went through this front end."""
@@ -64,13 +64,7 @@ class SeatMaps:
         got = self.fresh(ch)
         if got is not None:
             return got
-        route_id = ch.route.route_id
-        task = self._reading.get(route_id)
-        if task is None:
-            task = asyncio.create_task(self._read(ch))
-            self._reading[route_id] = task
-            task.add_done_callback(lambda _: self._reading.pop(route_id, None))
-        return await asyncio.shield(task)
+        return await self._reading.run(ch.route.route_id, lambda: self._read(ch))
 
     async def _read(self, ch: Channel) -> Fetched:
         route_id = ch.route.route_id

@@ -36,6 +36,7 @@ from server.api.problems import Problem
 from server.dispatch.channel import Channel
 from server.dispatch.link import Link
 from server.dispatch.readiness import RayCheck
+from server.flight import SingleFlight
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
@@ -55,7 +56,7 @@ class Gateway:
         self.client = client
         self.directory = directory
         self._channels: dict[str, Channel] = {}
-        self._loading: dict[str, asyncio.Task[Channel]] = {}
+        self._loading: SingleFlight[str, Channel] = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
         self._mark_cached = journal.CachedMarks(client)
@@ -69,14 +70,8 @@ class Gateway:
         if ch is not None:
             return ch
         # a cold route in a rush: one Redis read however many requests wait for it (a read
-        # each would exhaust the connection pool); shielded, so one waiter giving up does
-        # not cancel the read the others wait for
-        task = self._loading.get(route_id)
-        if task is None:
-            task = asyncio.create_task(self._load(route_id))
-            self._loading[route_id] = task
-            task.add_done_callback(lambda done: self._loading.pop(route_id, None))
-        return await asyncio.shield(task)
+        # each would exhaust the connection pool)
+        return await self._loading.run(route_id, lambda: self._load(route_id))
 
     async def _load(self, route_id: str) -> Channel:
         try:

@@ -8,5 +8,6 @@
 - `server.boot`: the process's life (start-up checks, embedded Redis + local Ray,
   exit when the cluster is gone);
 - `app` assembles endpoints and lifespan; `__main__` is the command line (`python -m
-  server`, `python -m server token`); `settings`, `logs`, `metrics` and `flight` (one task per key however many wait) beside them.
+  server`, `python -m server token`); `settings`, `logs`, `metrics` and `flight` (one
+  task per key however many wait) beside them.
 """

@@ -25,12 +25,38 @@ from server.api.common import (
 )
 from server.api.problems import Problem, from_domain
 from server.api.services import Services, answer, services, trip
-from server.console.seats import picked_seats
 from server.dispatch.channel import Channel
 
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
 #: (which answers the first result) even when the snapshot says sold out
 SEEN_KEYS_MAX = 200_000
+
+
+def picked_seats(ch: Channel, body: schemas.BookingIn) -> list[int]:
+    """The seat indexes of a booking's picked seats; 422 if one is not of this route."""
+    index = ch.seat_index()
+    if len(body.seats) != len(body.passengers):
+        raise Problem(
+            "validation",
+            f"Pick one seat per passenger: {len(body.passengers)} passenger(s), "
+            f"{len(body.seats)} seat(s).",
+        )
+    picked: list[int] = []
+    for ref in body.seats:
+        found = index.get((ref.coach, ref.seat))
+        if found is None:
+            raise Problem(
+                "validation", f"Route {ch.route.route_id} has no seat {ref.coach}-{ref.seat}."
+            )
+        seat_index, klass = found
+        if klass != body.klass:
+            raise Problem(
+                "validation",
+                f"Seat {ref.coach}-{ref.seat} is {klass}, not {body.klass}; pick seats of "
+                "the class you book.",
+            )
+        picked.append(seat_index)
+    return picked
 
 
 @endpoint("book")

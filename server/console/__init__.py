@@ -15,10 +15,10 @@ from starlette.routing import Route
 from server.console import admin, pages
 from server.console.admin import ActorWatch
 from server.console.sampler import Sampler
-from server.console.seats import SeatMaps, picked_seats, seats_endpoint
+from server.console.seats import SeatMaps, seats_endpoint
 from server.console.services import Console
 
-__all__ = ["ROUTES", "picked_seats", "start"]
+__all__ = ["ROUTES", "start"]
 
 ROUTES = [
     Route("/v1/routes/{route_id}/seats", seats_endpoint, methods=["GET"]),

@@ -20,7 +20,6 @@ from starlette.responses import Response
 from actors.domain.route import RouteDef, Seat, resolve_trip, trip_mask
 from actors.domain.views import SeatMap
 from actors.plane import protocol
-from server.api import schemas
 from server.api.common import endpoint
 from server.api.problems import Problem
 from server.console import schemas as out
@@ -140,44 +139,3 @@ async def seats_endpoint(request: Request) -> Response:
     i, j = resolve_trip(route.route_id, ch.station_index, ch.classes, from_, to, None)
     got = await maps.get(ch)
     return Response(trip_body(route, got, from_, to, i, j), media_type="application/json")
-
-
-def picked_seats(ch: Channel, body: schemas.BookingIn) -> list[int]:
-    """The seat indexes of a booking's picked seats; 422 if one is not of this route."""
-    index = _seat_index(ch.route)
-    if len(body.seats) != len(body.passengers):
-        raise Problem(
-            "validation",
-            f"Pick one seat per passenger: {len(body.passengers)} passenger(s), "
-            f"{len(body.seats)} seat(s).",
-        )
-    picked: list[int] = []
-    for ref in body.seats:
-        found = index.get((ref.coach, ref.seat))
-        if found is None:
-            raise Problem(
-                "validation", f"Route {ch.route.route_id} has no seat {ref.coach}-{ref.seat}."
-            )
-        seat_index, klass = found
-        if klass != body.klass:
-            raise Problem(
-                "validation",
-                f"Seat {ref.coach}-{ref.seat} is {klass}, not {body.klass}; pick seats of "
-                "the class you book.",
-            )
-        picked.append(seat_index)
-    return picked
-
-
-_SEAT_INDEXES: dict[str, dict[tuple[str, str], tuple[int, str]]] = {}
-
-
-def _seat_index(route: RouteDef) -> dict[tuple[str, str], tuple[int, str]]:
-    # routes never change once created: one table per route, made on its first pick
-    table = _SEAT_INDEXES.get(route.route_id)
-    if table is None:
-        if len(_SEAT_INDEXES) > 10_000:
-            _SEAT_INDEXES.clear()
-        table = {(s.coach, s.name): (s.index, s.klass) for s in route.seats()}
-        _SEAT_INDEXES[route.route_id] = table
-    return table

@@ -26,6 +26,7 @@ class Channel:
         "queue",
         "refreshing",
         "route",
+        "seat_names",
         "station_index",
         "version",
         "view",
@@ -47,6 +48,14 @@ class Channel:
         #: the data-plane connection to the route's actor, and the task (re)making it
         self.link: Link | None = None
         self.connecting: asyncio.Task[Link] | None = None
+        #: (coach, seat name) -> (seat index, class), made on the first picked seat
+        self.seat_names: dict[tuple[str, str], tuple[int, str]] | None = None
+
+    def seat_index(self) -> dict[tuple[str, str], tuple[int, str]]:
+        """Each seat by its coach and name (routes never change once created)."""
+        if self.seat_names is None:
+            self.seat_names = {(s.coach, s.name): (s.index, s.klass) for s in self.route.seats()}
+        return self.seat_names
 
     def take(self, reply: Reply) -> None:
         """Merge a reply's availability rows (only the classes that changed since the

@@ -8,6 +8,7 @@ Redis answers only after the AOF is written (and fsynced with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,20 +272,64 @@ class Journal:
             raise
 
 
-#: marks a booking key answered "sold out" from the cache, with Redis's clock, unless it
-#: is marked already (journalled, or answered so before); see keys.idem_marker
+#: marks booking keys answered "sold out" from a cache, with Redis's clock, each unless it
+#: is marked already (journalled, or answered so before); one 0/1 per key (see
+#: keys.idem_marker). Every key of one call is one route's (its hash tag: one slot).
 _MARK_CACHED = """
-return redis.call('SET', KEYS[1], 'c' .. redis.call('TIME')[1], 'NX', 'EX', ARGV[1])
+local mark = 'c' .. redis.call('TIME')[1]
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('SET', KEYS[i], mark, 'NX', 'EX', ARGV[1]) and 1 or 0
+end
+return out
 """
 
 
 class CachedMarks:
-    """A front end's side of the idempotency markers the append script sets."""
+    """A front end's side of the idempotency markers the append script sets.
 
-    def __init__(self, client: aredis.Redis) -> None:
+    One call marks many keys of one route: front ends coalesce their cached refusals
+    (server/dispatch/refusals.py), so a sold-out rush costs one round trip per route and
+    event-loop turn, not one per request. Over the lean connection when the URL allows.
+    """
+
+    def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
         self._mark = client.register_script(_MARK_CACHED)
+        self._url = url if url and resp.supported(url) else None
+        self._lean: resp.RespConnection | None = None
+        self._connecting = asyncio.Lock()
 
-    async def first(self, route_id: str, user: str, key: str) -> bool:
-        """Mark a key answered from the cache; True if none was journalled or so answered."""
-        marker = keys.idem_marker(route_id, user, key)
-        return bool(await self._mark(keys=[marker], args=[keys.IDEM_MARKER_TTL]))
+    async def first(self, route_id: str, marks: Sequence[tuple[str, str]]) -> list[bool]:
+        """Mark (user, key) pairs answered from the cache; for each, True if none was
+        journalled or so answered before."""
+        markers = [keys.idem_marker(route_id, user, key) for user, key in marks]
+        ttl = keys.CACHED_MARKER_TTL
+        if self._url is None:
+            got = await self._mark(keys=markers, args=[ttl])
+        else:
+            conn = await self._connection(self._url)
+            try:
+                got = await conn.call(
+                    resp.pack("EVALSHA", self._mark.sha, len(markers), *markers, ttl)
+                )
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                # a restarted Redis forgot the script; EVALSHA did not run it
+                got = await conn.call(resp.pack("EVAL", _MARK_CACHED, len(markers), *markers, ttl))
+        return [bool(x) for x in got]
+
+    async def _connection(self, url: str) -> resp.RespConnection:
+        # one connection however many routes' calls ask at once: a lock, not a race that
+        # opens several and leaks all but the last
+        async with self._connecting:
+            conn = self._lean
+            if conn is None or not conn.open:
+                conn = self._lean = await resp.RespConnection.connect(url)
+            return conn
+
+    def close(self) -> None:
+        """Close the lean connection (the redis-py client is the caller's)."""
+        if self._lean is not None:
+            self._lean.close()
+            self._lean = None

@@ -45,6 +45,11 @@ IDEM_MARKER_TTL = 7 * 86400
 #: ends' data-plane request timeout and queue wait
 CLASH_WINDOW_SECONDS = 60
 
+#: how long a key answered "sold out" from a cache stays marked (`c<time>`): the clash
+#: window and a margin. Only that window needs the mark; after it a retry of the key is
+#: decided afresh either way, and a rush of refusals keeps at most rate x this many keys.
+CACHED_MARKER_TTL = 2 * CLASH_WINDOW_SECONDS
+
 
 def idem_marker(route_id: str, user: str, key: str) -> str:
     """Whether a booking key was journalled (`f`) or answered from a cache (`c<time>`).

@@ -36,6 +36,7 @@ from server.api.problems import Problem
 from server.dispatch.channel import Channel
 from server.dispatch.link import Link
 from server.dispatch.readiness import RayCheck
+from server.dispatch.refusals import RefusalMarks
 from server.flight import SingleFlight
 from server.settings import Settings
 
@@ -59,7 +60,8 @@ class Gateway:
         self._loading: SingleFlight[str, Channel] = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_id: str | None = None
-        self._mark_cached = journal.CachedMarks(client)
+        # cached refusals' marks, coalesced per loop turn (server/dispatch/refusals.py)
+        self._refusals = RefusalMarks(journal.CachedMarks(client, directory.config.redis_url))
         self._ray_check = RayCheck()  # /readyz's, one in flight at a time
 
     # ---- routes -------------------------------------------------------------------
@@ -141,7 +143,7 @@ class Gateway:
         """Mark a booking key as answered from the cache; True if no actor journalled it
         (and no front end answered it so) before: see keys.idem_marker."""
         try:
-            return await self._mark_cached.first(route_id, user, key)
+            return await self._refusals.first(route_id, user, key)
         except (redis.RedisError, OSError):
             raise self._unavailable(route_id) from None
 
@@ -313,6 +315,7 @@ class Gateway:
 
     def close_links(self) -> None:
         """Close every data-plane connection (shutdown)."""
+        self._refusals.close()
         for ch in self._channels.values():
             if ch.connecting is not None and not ch.connecting.done():
                 ch.connecting.cancel()

@@ -2,22 +2,31 @@
 
 One command measures, on this machine, first one hop to an actor (bench/hop.py: a
 Ray actor call against ticketd's direct data plane, CPU per round trip on both
-sides), then with wrk at the same connection count:
+sides), then with wrk, like for like:
 
+durable bookings (--connections, --routes routes, one-segment trips):
   1. bare      a bare Starlette endpoint, same requests (the ceiling)
   2. ticketd   durable bookings: batching front end -> route actors -> Redis AOF fsync always
   3. lua       "classic Python seckill" baseline: Starlette + one Redis Lua script per request
   4. unbatched ticketd with TICKETD_BATCHING=0 (one data-plane request per HTTP request)
   5. overload  ticketd with a tiny TICKETD_MAX_QUEUE and 4x the connections: admission
                control answers 503 overloaded with Retry-After at once
+  6. sellout   8 trains of 100 seats, every request for the whole route: sold out in the
+               first second, measured from the opening (answers/s counts 201 and 409),
+               then audited (exactly the seats on sale sold); bare on the same requests
+  7. hotroute  one route of 5,000 seats, --hotroute-connections, one-segment trips,
+               nothing sells out (so at most 8 s measured by default): ticketd, bare
+               and lua on the same load
 
-Every booking request is new (unique Idempotency-Key and passenger id) and
-books one seat for a one-segment trip on one of --routes routes; routes are
-sized so nothing sells out (checked before the run against the measured
-ceiling, and after it: every answer must be 201). Each server runs as its own
-process with one uvicorn worker (uvloop + httptools) on loopback, gets a
---warmup run first, and is stopped at the end. The table goes to stdout and
-into docs/benchmarks.md (section between the throughput markers).
+Every booking request is new (unique Idempotency-Key and passenger id). Outside the
+sellout, routes are sized so nothing sells out (checked before the run, and after it:
+every answer must be 201). Each server runs as its own process on loopback: bare
+Starlette and the Lua baseline under uvicorn (uvloop + httptools) with
+--server-workers processes (default: one per core, the node's ceiling), ticketd as
+`make run` starts it with its own default front-end workers; the report says how
+many served each run. Each gets a --warmup run first (not ticketd in the sellout),
+and is stopped at the end. The table goes to stdout and into docs/benchmarks.md
+(section between the throughput markers).
 
     .venv/bin/python bench/throughput.py --duration 15 --connections 64
     .venv/bin/python bench/throughput.py --profile reports/profile   # also py-spy ticketd
@@ -40,6 +49,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import hotroute, sellout
 from harness.paths import DOCS, ROOT
 from harness.report import HOP, ORDER, fs_type, render, write_docs
 from harness.scenarios import Bench
@@ -62,6 +72,27 @@ def main() -> int:
         default=",".join([HOP, *ORDER]),
         help=f"comma-separated subset of {[HOP, *ORDER]}",
     )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn workers of bare and the Lua baseline (default: cores)",
+    )
+    parser.add_argument("--hotroute-connections", type=int, default=256)
+    parser.add_argument(
+        "--hotroute-rate",
+        type=float,
+        default=10_000.0,
+        help="201/s the hot route is sized for (checked before the run)",
+    )
+    parser.add_argument(
+        "--hotroute-duration",
+        type=float,
+        default=None,
+        help="measured seconds on the hot route (default: --duration, at most 8)",
+    )
+    parser.add_argument("--hotroute-p99-limit", type=float, default=100.0,
+                        help="ms, for the hot route's target line")  # fmt: skip
     parser.add_argument("--overload-queue", type=int, default=8, help="TICKETD_MAX_QUEUE there")
     parser.add_argument("--hop-seconds", type=float, default=5, help="per transport, hop scenario")
     parser.add_argument("--p99-limit", type=float, default=50.0, help="ms, for the target line")
@@ -85,6 +116,8 @@ def main() -> int:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {[*ORDER, HOP]}")
     if not 2 <= args.stations <= 64 or not 1 <= args.routes <= 64:
         parser.error("--stations must be 2..64 and --routes 1..64")
+    if args.server_workers < 1:
+        parser.error("--server-workers must be at least 1")
     args.wrk = shutil.which("wrk")
     if args.wrk is None:
         print(
@@ -133,6 +166,8 @@ def main() -> int:
     try:
         ceiling = 0.0
         bench.check_capacity(20_000.0)  # fail fast, before any server starts
+        if hotroute.KEYS[1] in scen:
+            hotroute.check_capacity(args)
         if HOP in scen:
             bench.hop()
         if "bare" in scen:
@@ -150,6 +185,10 @@ def main() -> int:
                            lambda r: bench.ticketd_run(r, batching=False))  # fmt: skip
         if "overload" in scen:
             bench.scenario("overload", "ticketd overload (admission control)", bench.overload)
+        if sellout.KEYS[1] in scen:
+            sellout.run(bench)
+        if hotroute.KEYS[1] in scen:
+            hotroute.run(bench)
     except KeyboardInterrupt:
         print("interrupted: stopping servers")
     finally:

@@ -126,7 +126,7 @@ frontend_start() {
         ((status == 2)) && die "the front end exited at start-up; its log is above and in $log_dir/frontend.log."
         die "the front end (pid $pid) is not ready after ${ready_timeout}s; it keeps running, its log is above and in $log_dir/frontend.log."
     fi
-    echo "ticketd front end ready: pid $pid, $(probe_url), log $log_dir/frontend.log"
+    echo "ticketd front end ready: pid $pid (${TICKETD_WORKERS:-one per core} workers), $(probe_url), log $log_dir/frontend.log"
 }
 
 frontend_stop() {

@@ -98,6 +98,9 @@ class Settings:
     #: wakes. A batch is one fsync, normally milliseconds; the actor itself gives up on a
     #: Redis write after 5 s and answers "unavailable" then.
     plane_request_timeout: float = 5.0
+    #: front-end processes on this node sharing the port (server/boot/workers.py); 1: the
+    #: server process serves HTTP itself
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +133,8 @@ class Settings:
             cluster_secret=env.get("TICKETD_CLUSTER_SECRET") or "",
             plane_transport=_choice(env, "PLANE_TRANSPORT", "auto", ("auto", "tcp")),
             plane_request_timeout=_float(env, "PLANE_REQUEST_TIMEOUT", 5.0, 0.5, 600.0),
+            # one per core: Python serves one core per process
+            workers=_int(env, "WORKERS", cores(), 1, 256),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)
@@ -151,6 +156,14 @@ class Settings:
         if (jwt_secret, cluster) == (self.jwt_secret, self.cluster_secret):
             return self
         return replace(self, jwt_secret=jwt_secret, cluster_secret=cluster)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _kept_secret(path: Path) -> str:

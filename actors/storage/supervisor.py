@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -95,10 +96,29 @@ class RedisSupervisor:
         """None while the server runs; else a sentence saying what is wrong and what to do."""
         return self._problem
 
+    @property
+    def problem_file(self) -> Path:
+        """Where `problem` is kept for other processes (a node's front-end workers' /readyz):
+        the sentence while there is one, no file while the server runs."""
+        return self.redis.logfile.with_suffix(".problem")
+
+    def _say(self, problem: str | None) -> None:
+        self._problem = problem
+        try:
+            if problem is None:
+                self.problem_file.unlink(missing_ok=True)
+            else:
+                tmp = self.problem_file.with_suffix(".problem.tmp")
+                tmp.write_text(problem)
+                tmp.replace(self.problem_file)  # readers see the old sentence or the new
+        except OSError as exc:
+            log.warning("redis problem not shared", error=repr(exc))
+
     def start(self) -> None:
         """Begin watching the (already running) server."""
         if self._thread is not None:
             return
+        self._say(None)  # a sentence left by an earlier run is no news about this server
         self._up_since = self._clock()
         self._thread = threading.Thread(target=self._watch, name="redis-supervisor", daemon=True)
         self._thread.start()
@@ -144,11 +164,11 @@ class RedisSupervisor:
             deaths_in_a_row=self._streak,
             log=str(self.redis.logfile),
         )
-        self._problem = self._sentence(cause, words, 0.0)
+        self._say(self._sentence(cause, words, 0.0))
         while not self._closing.is_set():
             delay = self.backoff.delay(self._streak)
             if delay:
-                self._problem = self._sentence(cause, words, delay)
+                self._say(self._sentence(cause, words, delay))
                 log.warning(
                     "embedded redis restart backing off",
                     retry_in_seconds=delay,
@@ -170,7 +190,7 @@ class RedisSupervisor:
             if failure is None:
                 self._up_since = self._clock()
                 self.restarts += 1
-                self._problem = None
+                self._say(None)
                 log.info(
                     "embedded redis restarted",
                     pid=self.redis.pid,

@@ -1,10 +1,11 @@
-"""The ceiling: a bare Starlette endpoint served like ticketd (one uvicorn worker).
+"""The ceiling: a bare Starlette endpoint under uvicorn (uvloop + httptools) with
+--workers processes (bench/throughput.py gives it one per core: the node's ceiling).
 
 It takes the very requests the booking benchmark sends (same path, headers and
 body), reads the body and answers 201 with a small constant JSON: all that is
 left is ASGI, HTTP parsing and Starlette routing.
 
-    .venv/bin/python bench/apps/bare.py --port 8101
+    .venv/bin/python bench/apps/bare.py --port 8101 --workers 2
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    # the same server settings as server/__main__.py
+    # the same server settings as server/__main__.py; workers import the app by name
+    # (this directory is on their sys.path, as it is on ours)
     uvicorn.run(
-        app,
+        "bare:app",
+        workers=args.workers,
         host=args.host,
         port=args.port,
         loop="uvloop",

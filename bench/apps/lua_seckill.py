@@ -1,9 +1,10 @@
 """Baseline for comparison only: a "classic Python seckill" booking service.
 
-Starlette (one uvicorn worker, uvloop + httptools, like ticketd) and one Redis
-Lua script per request, no actors and no batching in Python. The Redis server
-is a private one with the same durability as ticketd's (EmbeddedRedis: AOF,
-appendfsync always). Each request: verify the bearer JWT (the same cached
+Starlette (uvicorn with --workers processes, uvloop + httptools, like ticketd)
+and one Redis Lua script per request, no actors and no batching in Python. The
+Redis server is a private one with the same durability as ticketd's
+(EmbeddedRedis: AOF, appendfsync always), started once by the parent process
+and shared by its workers. Each request: verify the bearer JWT (the same cached
 verifier as ticketd), require an Idempotency-Key, decode the body strictly
 (msgspec), validate the trip, then EVALSHA one script that atomically
 replays a known key, enforces the per-user cap and the passenger's one
@@ -16,7 +17,7 @@ Not part of ticketd: it lives in bench/ only so bench/throughput.py can
 compare against it.
 
     .venv/bin/python bench/apps/lua_seckill.py --port 8102 --data-dir /tmp/x \
-        --routes routes.json   # env BENCH_JWT_SECRET: the HS256 key
+        --routes routes.json --workers 2   # env BENCH_JWT_SECRET: the HS256 key
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ from server.api.auth import Authenticator
 from server.api.problems import Problem, problem_response
 
 HOLD_SECONDS = 600.0
+
+#: Redis connections of one worker (as many as one ticketd front end keeps)
+REDIS_CONNECTIONS = 64
 
 # KEYS: idem, live, order, stock[seg_1..seg_k], pax[seg_1..seg_k]
 # ARGV: k, booking_id, fingerprint, user, cap, order fields as JSON
@@ -143,7 +147,12 @@ def create_app(redis_url: str, secret: str, routes: Routes, user_cap: int) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = aredis.Redis.from_url(redis_url, socket_timeout=10)
+        # as ticketd's front end: a blocking pool, where past max_connections a request
+        # waits for a connection (the default pool fails it with a 500 at 100 in flight)
+        pool = aredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_CONNECTIONS, timeout=5, socket_timeout=10
+        )
+        client = aredis.Redis.from_pool(pool)
         state["client"] = client
         state["book"] = client.register_script(_BOOK)
         async with client.pipeline(transaction=False) as pipe:
@@ -233,6 +242,18 @@ def create_app(redis_url: str, secret: str, routes: Routes, user_cap: int) -> St
     )
 
 
+def app_from_env() -> Starlette:
+    """The app one uvicorn worker serves, configured by the parent through the environment
+    (a worker is a fresh interpreter: it sees no argument the parent parsed)."""
+    routes = Routes(json.loads(Path(os.environ["BENCH_LUA_ROUTES"]).read_text()))
+    return create_app(
+        os.environ["BENCH_REDIS_URL"],
+        os.environ["BENCH_JWT_SECRET"],
+        routes,
+        int(os.environ["BENCH_USER_CAP"]),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -240,15 +261,25 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="where the private Redis keeps its AOF")
     parser.add_argument("--routes", required=True, help="JSON file: list of route definitions")
     parser.add_argument("--user-cap", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    secret = os.environ["BENCH_JWT_SECRET"]
-    routes = Routes(json.loads(Path(args.routes).read_text()))
-    # on the main thread, before uvicorn: EmbeddedRedis ties its parent-death signal to it
+    if not os.environ.get("BENCH_JWT_SECRET"):  # here, not once in every worker
+        parser.error("set BENCH_JWT_SECRET, the HS256 key of the bearer tokens")
+    # once, on the main thread of the parent, before uvicorn: one Redis for all workers,
+    # and EmbeddedRedis ties its parent-death signal to this thread
     server = EmbeddedRedis(args.data_dir)
     url = server.start()
+    os.environ.update(
+        BENCH_REDIS_URL=url,
+        BENCH_LUA_ROUTES=str(Path(args.routes).resolve()),
+        BENCH_USER_CAP=str(args.user_cap),
+    )
     try:
-        config = uvicorn.Config(
-            create_app(url, secret, routes, args.user_cap),
+        # workers import the app by name: this directory is on their sys.path, as on ours
+        uvicorn.run(
+            "lua_seckill:app_from_env",
+            factory=True,
+            workers=args.workers,
             host=args.host,
             port=args.port,
             loop="uvloop",
@@ -258,7 +289,6 @@ def main() -> None:
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        uvicorn.Server(config).run()
     finally:
         server.stop()
 

@@ -62,18 +62,53 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK
 
 
+#: ticketd's supervisor starts its front-end workers as `<python> -m server worker`
+TICKETD_WORKER = "-m server worker"
+
+
+def is_uvicorn_worker(cmd: str) -> bool:
+    """A `uvicorn --workers N` child: uvicorn spawns them through multiprocessing."""
+    return "--multiprocessing-fork" in cmd
+
+
+def front_end_workers(root: int) -> list[int]:
+    """ticketd's `-m server worker` processes below root (none: root serves HTTP itself)."""
+    return [pid for pid in descendants(root) if TICKETD_WORKER in cmdline(pid)]
+
+
+def uvicorn_workers(root: int) -> list[int]:
+    """The worker processes of a uvicorn started with --workers N > 1 at root."""
+    return [pid for pid in _children().get(root, []) if is_uvicorn_worker(cmdline(pid))]
+
+
+def _part(cmd: str, parent: int, root: int) -> str:
+    if "RouteActor" in cmd:
+        return "route actors"
+    if "valkey-server" in cmd or "redis-server" in cmd:
+        return "redis"
+    if TICKETD_WORKER in cmd:
+        return "front end"
+    # uvicorn's own children (its workers, multiprocessing's resource tracker); only the
+    # root's: Ray's dashboard spawns its modules through multiprocessing too
+    if parent == root and "multiprocessing" in cmd:
+        return "front end"
+    return "ray other"  # raylet, GCS, idle workers, agents
+
+
 def cpu_by_part(root: int) -> dict[int, tuple[str, float]]:
-    """CPU used so far by root (the server) and each of its descendants, by part."""
+    """CPU used so far by root (the server) and each of its descendants, by part.
+
+    The front end is root and every process that serves HTTP for it: ticketd's
+    `-m server worker` processes, or the uvicorn workers of bench/apps.
+    """
+    kids = _children()
     out = {root: ("front end", cpu_seconds(root))}
-    for pid in descendants(root):
-        cmd = cmdline(pid)
-        if "RouteActor" in cmd:
-            part = "route actors"
-        elif "valkey-server" in cmd or "redis-server" in cmd:
-            part = "redis"
-        else:
-            part = "ray other"  # raylet, GCS, idle workers, agents
-        out[pid] = (part, cpu_seconds(pid))
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        for pid in kids.get(parent, []):
+            out[pid] = (_part(cmdline(pid), parent, root), cpu_seconds(pid))
+            todo.append(pid)
     return out
 
 

@@ -11,10 +11,11 @@ import platform
 import subprocess
 from pathlib import Path
 
-from harness.cpu import CPU_PARTS
+from harness import hotroute, sellout
 from harness.paths import ROOT
 from harness.scenarios import Bench
-from harness.workload import Result
+from harness.tables import DURABLE, cpu_table, rate_table, sellout_table
+from harness.targets import targets
 
 BEGIN = "<!-- bench/throughput.py: begin (generated; rerun the command to replace) -->"
 
@@ -66,84 +67,13 @@ def fs_type(path: Path) -> str:
     return kind
 
 
-ORDER = ["bare", "ticketd", "lua", "unbatched", "overload"]
+#: the wrk scenarios, in the order they run (the sellout and hot-route ones have their
+#: own bare rows, and hotroute its own Lua row)
+ORDER = [*DURABLE, sellout.KEYS[1], hotroute.KEYS[1]]
 
 
 #: not a wrk scenario: bench/hop.py, one round trip to an actor, Ray call vs data plane
 HOP = "hop"
-
-
-def table(results: dict[str, Result]) -> list[str]:
-    bare = results.get("bare")
-    ceiling = bare.rate if bare and bare.run else 0.0
-    rows = [
-        "| scenario | 201/s | p50 ms | p99 ms | vs bare | non-201 | socket errors | notes |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
-    ]
-    for key in ORDER:
-        res = results.get(key)
-        if res is None:
-            continue
-        if res.run is None:
-            rows.append(f"| {res.label} | – | – | – | – | – | – | FAILED: {res.error} |")
-            continue
-        r = res.run
-        others = {c: n for c, n in sorted(r.statuses.items()) if c != 201}
-        non = f"{r.non201:,}" + (f" {others}" if others else "")
-        ratio = f"{res.rate / ceiling:.2f}" if ceiling else "–"
-        notes = "; ".join(res.notes + ([f"FAILED: {res.error}"] if res.error else []))
-        rows.append(
-            f"| {res.label} | {res.rate:,.0f} | {r.latency_ms['p50']:.2f} | "
-            f"{r.latency_ms['p99']:.2f} | {ratio} | {non} | {r.socket_errors} | {notes} |"
-        )
-    return rows
-
-
-def cpu_table(results: dict[str, Result]) -> list[str]:
-    """Where the CPU went while measuring: cores busy, and CPU microseconds per 201."""
-    rows = [
-        "| scenario | cores busy | CPU µs per 201 | "
-        + " | ".join(f"{p} µs" for p in CPU_PARTS)
-        + " |",
-        "|---|--:|--:|" + "--:|" * len(CPU_PARTS),
-    ]
-    for key in ORDER:
-        res = results.get(key)
-        if res is None or res.run is None or not res.cpu or not res.run.created:
-            continue
-        n, secs = res.run.created, res.run.seconds
-        total = sum(v for k, v in res.cpu.items() if k != "wrk")
-        per = [f"{1e6 * res.cpu.get(p, 0.0) / n:,.0f}" for p in CPU_PARTS]
-        rows.append(
-            f"| {res.label} | {(total + res.cpu.get('wrk', 0.0)) / secs:.2f} | "
-            f"{1e6 * total / n:,.0f} | " + " | ".join(per) + " |"
-        )
-    return rows
-
-
-def targets(results: dict[str, Result], p99_limit: float) -> list[str]:
-    def rate(key: str) -> float | None:
-        res = results.get(key)
-        return res.rate if res is not None and res.run is not None else None
-
-    out = []
-    bare, td, lua, unb = rate("bare"), rate("ticketd"), rate("lua"), rate("unbatched")
-
-    def line(name: str, value: float | None, goal: float, fmt: str, higher: bool = True) -> None:
-        if value is None:
-            out.append(f"- {name}: not measured")
-            return
-        met = value >= goal if higher else value <= goal
-        out.append(f"- {name}: {fmt.format(value)} (target {fmt.format(goal)}): "
-                   f"{'met' if met else 'MISSED'}")  # fmt: skip
-
-    line("durable ticketd / bare", td / bare if td and bare else None, 0.5, "{:.2f}x")
-    tres = results.get("ticketd")
-    p99 = tres.run.latency_ms["p99"] if tres and tres.run else None
-    line("ticketd p99", p99, p99_limit, "{:.1f} ms", higher=False)
-    line("batched / unbatched", td / unb if td and unb else None, 4.0, "{:.2f}x")
-    line("ticketd / Starlette+Lua", td / lua if td and lua else None, 1.5, "{:.2f}x")
-    return out
 
 
 def write_docs(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
@@ -174,7 +104,11 @@ def render(args: argparse.Namespace, bench: Bench, command: str, started: dt.dat
         f"{args.warmup:g} s warm-up then {args.duration:g} s measured per server; every request "
         f"a new one-passenger booking (unique Idempotency-Key and passenger id) for a "
         f"one-segment trip, spread evenly over {args.routes} routes x {args.stations - 1} "
-        f"segments (5,000 seats each: nothing sells out) and {args.users} users",
+        f"segments (5,000 seats each: nothing sells out) and {args.users} users (sellout and "
+        "hot route: see their tables)",
+        f"- servers: bare Starlette and the Lua baseline with {args.server_workers} uvicorn "
+        f"worker(s) each (`--server-workers`; the machine has {os.cpu_count()} cores); ticketd "
+        "with its own default front-end workers (the *workers* column)",
         "- durability: ticketd and the Lua baseline each run a private Redis with AOF and "
         f"`appendfsync always`, data on {fs_type(bench.dir)}",
     ]
@@ -195,7 +129,9 @@ def render(args: argparse.Namespace, bench: Bench, command: str, started: dt.dat
         ]
     lines += [
         "",
-        *table(res),
+        f"Durable bookings ({args.connections} connections, {args.routes} routes):",
+        "",
+        *rate_table(res, DURABLE),
         "",
         "201/s counts acknowledged bookings only; p50/p99 are wrk's latency over all answers. "
         "Scenarios: *bare* — Starlette endpoint that reads the body and answers 201 "
@@ -203,17 +139,52 @@ def render(args: argparse.Namespace, bench: Bench, command: str, started: dt.dat
         "— `bench/apps/lua_seckill.py`, one Lua script per request, no actors (comparison "
         "only); *unbatched* — ticketd with `TICKETD_BATCHING=0`; *overload* — ticketd with "
         f"`TICKETD_MAX_QUEUE={args.overload_queue}` at {args.connections * 4} connections "
-        "(503 `overloaded` with Retry-After is the expected answer there).",
+        "(503 `overloaded` with Retry-After is the expected answer there). *workers*: the "
+        "processes that served HTTP — bare and the Lua baseline run under uvicorn with "
+        f"`--server-workers {args.server_workers}` (one per core: the node's ceiling; the Lua "
+        "baseline's workers share one Redis); ticketd runs as `make run` starts it, with "
+        "its own default (TICKETD_WORKERS unset), counted as its `-m server worker` "
+        "processes, or *1 (main process)* when it has none.",
+    ]
+    if any(k in res for k in sellout.KEYS):
+        lines += [
+            "",
+            f"Sellout ({sellout.ROUTES} trains of {sellout.on_sale() // sellout.ROUTES} seats "
+            f"and {sellout.STATIONS} stations, {args.connections} connections): every request a "
+            "new one-passenger booking for the whole route, measured for "
+            f"{args.duration:g} s from the opening (no booking warm-up: the route actors are "
+            "activated with availability reads only; bare gets its warm-up):",
+            "",
+            *sellout_table(res),
+            "",
+            "*answers/s* counts 201 and 409 (sold out); any other answer fails the run. "
+            "*seats sold*: the audit after the run, from the admin list "
+            "`GET /v1/routes/{route_id}/bookings` of every train: seats of bookings not "
+            "cancelled or expired, none twice, every train full, as many bookings as 201s.",
+        ]
+    if any(k in res for k in hotroute.KEYS):
+        lines += [
+            "",
+            f"Hot route (1 route of 5,000 seats and {hotroute.STATIONS} stations, "
+            f"{args.hotroute_connections} connections, one-segment trips, nothing sells out: "
+            f"every request goes to one route actor; {args.warmup:g} s warm-up then "
+            f"{hotroute.duration(args):g} s measured per server, which the route has seats "
+            f"for at up to {args.hotroute_rate:,.0f}/s):",
+            "",
+            *rate_table(res, hotroute.KEYS),
+        ]
+    lines += [
         "",
-        "CPU while measuring (from /proc, all processes of each server: the front end, its "
-        "route actors, its Redis, the rest of its local Ray; wrk separately). *cores busy* "
+        "CPU while measuring (from /proc, all processes of each server: the front end — the "
+        "main process and its `-m server worker` or uvicorn worker processes — its route "
+        "actors, its Redis, the rest of its local Ray; wrk separately). *cores busy* "
         "includes wrk; *CPU µs per 201* is the server's CPU (without wrk) per acknowledged "
-        "booking, which bounds the rate on a quiet machine at about "
-        "cores / (CPU per booking):",
+        "booking (sellout rows: per answer), which bounds the rate on a quiet machine at "
+        "about cores / (CPU per booking):",
         "",
         *cpu_table(res),
         "",
         "Targets:",
-        *targets(res, args.p99_limit),
+        *targets(res, args),
     ]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,6 @@
-"""The throughput scenarios (hop, bare, ticketd, lua, unbatched, overload), run one
-server at a time."""
+"""The durable-booking scenarios (hop, bare, ticketd, lua, unbatched, overload), run one
+server at a time, and the servers and measurements the other scenarios
+(harness/sellout.py, harness/hotroute.py) share."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.cpu import CPU_PARTS, cmdline, cpu_by_part, descendants, py_spy_argv
-from harness.paths import BENCH, LUA, ROOT
+from harness.cpu import CPU_PARTS, cpu_by_part, front_end_workers, uvicorn_workers
+from harness.paths import BENCH, ROOT
+from harness.profile import profile
 from harness.servers import Server, free_port, http, metrics
 from harness.workload import (
     HEADROOM,
@@ -81,7 +83,13 @@ class Bench:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def ticketd(self, name: str, **extra: str) -> Server:
+    def ticketd(self, name: str, defs: list[dict[str, Any]] | None = None, **extra: str) -> Server:
+        """ticketd started as `make run` starts it, its routes created and their actors up.
+
+        TICKETD_WORKERS stays unset (base_env drops every TICKETD_ variable): ticketd's
+        own default number of front-end workers is what is measured.
+        """
+        defs = self.defs if defs is None else defs
         port = free_port()
         env = self.base_env()
         env.update(
@@ -96,23 +104,26 @@ class Bench:
         src = Path(self.args.src).resolve()
         env["PYTHONPATH"] = str(src)  # ahead of the editable install: --src picks the checkout
         srv = self.start(name, [sys.executable, "-m", "server"], env, port, cwd=src)
-        for defn in self.defs:
+        for defn in defs:
             status, body = http("POST", srv.base + "/v1/routes", defn, token=self.admin)
             if status not in (200, 201):
                 raise RuntimeError(f"creating route {route_id(defn)}: {status} {body[:300]!r}")
-        self.activate(srv)
+        self.activate(srv, defs)
         srv.remember_family()
         return srv
 
-    def activate(self, srv: Server) -> None:
+    def activate(self, srv: Server, defs: list[dict[str, Any]]) -> None:
         """Read availability on every route, so each route actor is up before the warm-up.
 
         A route's first call creates its Ray actor (a worker process start, seconds on a
         busy machine): that must not land in the measurement or time the warm-up out.
+        Each route is read a few times more on new connections, so that every front-end
+        worker has likely met it before a scenario that measures from the first request.
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        stations = self.defs[0]["stations"]
+        stations = defs[0]["stations"]
+        again = 2 * max(1, len(front_end_workers(srv.pid)))
         query = f"availability?from={stations[0]}&to={stations[1]}"
 
         def one(defn: dict[str, Any]) -> str:
@@ -122,6 +133,8 @@ class Bench:
                 with contextlib.suppress(OSError):
                     status, body = http("GET", url, timeout=self.args.ready_timeout)
                     if status == 200:
+                        for _ in range(again):
+                            http("GET", url, timeout=self.args.ready_timeout)
                         return route_id(defn)
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{url}: {status} {body[:300]!r}")
@@ -130,35 +143,62 @@ class Bench:
                 time.sleep(0.5)
 
         started = time.monotonic()
-        with ThreadPoolExecutor(len(self.defs)) as pool:
-            list(pool.map(one, self.defs))
-        print(f"  {len(self.defs)} route actors up in {time.monotonic() - started:.1f} s")
+        with ThreadPoolExecutor(len(defs)) as pool:
+            list(pool.map(one, defs))
+        print(f"  {len(defs)} route actors up in {time.monotonic() - started:.1f} s")
 
     # -- measuring --
 
-    def measure(self, res: Result, srv: Server, connections: int | None = None) -> None:
+    def measure(
+        self,
+        res: Result,
+        srv: Server,
+        connections: int | None = None,
+        cfg: Path | None = None,
+        warmup: bool = True,
+        seconds: float | None = None,
+    ) -> None:
+        """wrk against srv (a warm-up first, unless the scenario measures from the opening)
+        for seconds (default --duration), with the CPU its processes used and how many
+        served HTTP."""
         a = self.args
-        print(f"  warm-up {a.warmup:g} s ...", flush=True)
-        wrk(a, srv.base, self.cfg, f"w{res.key[:2]}", a.warmup, connections,
-            self.dir / f"{res.key}-warmup.txt")  # fmt: skip
-        time.sleep(0.5)
-        print(f"  measuring {a.duration:g} s ...", flush=True)
+        cfg = self.cfg if cfg is None else cfg
+        seconds = a.duration if seconds is None else seconds
+        if warmup:
+            print(f"  warm-up {a.warmup:g} s ...", flush=True)
+            wrk(a, srv.base, cfg, f"w{res.key[:2]}", a.warmup, connections,
+                self.dir / f"{res.key}-warmup.txt")  # fmt: skip
+            time.sleep(0.5)
+        print(f"  measuring {seconds:g} s ...", flush=True)
+        served0 = self.serving(srv)
         cpu0, kids0 = cpu_by_part(srv.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
-        res.run = wrk(a, srv.base, self.cfg, f"m{res.key[:2]}", a.duration, connections,
+        res.run = wrk(a, srv.base, cfg, f"m{res.key[:2]}", seconds, connections,
                       self.dir / f"{res.key}-wrk.txt")  # fmt: skip
         cpu1, kids1 = cpu_by_part(srv.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        served1 = self.serving(srv)
         res.cpu = dict.fromkeys(CPU_PARTS, 0.0)
         for pid, (part, secs) in cpu1.items():
             res.cpu[part] += secs - cpu0.get(pid, (part, 0.0))[1]
         # wrk is the only child reaped while measuring
         res.cpu["wrk"] = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+        # no worker processes: the main process serves HTTP itself (ticketd without
+        # front-end workers, uvicorn with one worker)
+        res.workers = str(len(served1)) if served1 else "1 (main process)"
+        if served0 != served1:
+            # a worker replaced mid-run: its CPU before it died is missing from the table
+            res.notes.append(f"front-end workers changed while measuring: {served0} -> {served1}")
         r = res.run
         print(
-            f"  {res.key}: {r.requests / r.seconds:,.0f} req/s, {res.rate:,.0f} x 201/s, "
-            f"p50 {r.latency_ms['p50']:.2f} ms, p99 {r.latency_ms['p99']:.2f} ms, "
-            f"statuses {r.statuses}, socket errors {r.socket_errors}",
+            f"  {res.key}: {r.requests / r.seconds:,.0f} req/s, {r.created / r.seconds:,.0f} "
+            f"x 201/s, p50 {r.latency_ms['p50']:.2f} ms, p99 {r.latency_ms['p99']:.2f} ms, "
+            f"statuses {r.statuses}, socket errors {r.socket_errors}, workers {res.workers}",
             flush=True,
         )
+
+    @staticmethod
+    def serving(srv: Server) -> list[int]:
+        """The processes below srv that serve HTTP: ticketd's workers or uvicorn's."""
+        return sorted(front_end_workers(srv.pid) + uvicorn_workers(srv.pid))
 
     def scenario(self, key: str, label: str, fn: Any) -> Result:
         res = self.results[key] = Result(key, label)
@@ -196,29 +236,45 @@ class Bench:
                 f"a round trip (caller {row['caller_us']:.0f}, actor {row['actor_us']:.0f})"
             )
 
-    def bare(self, res: Result) -> None:
+    def bare(
+        self,
+        res: Result,
+        cfg: Path | None = None,
+        connections: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """The ceiling: bare Starlette with --server-workers uvicorn workers."""
         port = free_port()
-        srv = self.start("bare", [sys.executable, str(BENCH / "apps" / "bare.py"), "--port",
-                                  str(port)], self.base_env(), port)  # fmt: skip
+        argv = [sys.executable, str(BENCH / "apps" / "bare.py"), "--port", str(port),
+                "--workers", str(self.args.server_workers)]  # fmt: skip
+        srv = self.start(res.key, argv, self.base_env(), port)
         try:
-            self.measure(res, srv)
+            self.measure(res, srv, connections, cfg, seconds=seconds)
         finally:
             self.stop(srv)
 
-    def lua(self, res: Result) -> None:
+    def lua(
+        self,
+        res: Result,
+        defs: list[dict[str, Any]] | None = None,
+        cfg: Path | None = None,
+        connections: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """The Redis-Lua baseline with --server-workers uvicorn workers and one Redis."""
         port = free_port()
-        routes = self.dir / "routes.json"
-        routes.write_text(json.dumps(self.defs))
+        routes = self.dir / f"{res.key}-routes.json"
+        routes.write_text(json.dumps(self.defs if defs is None else defs))
         env = self.base_env()
         env["BENCH_JWT_SECRET"] = self.secret
         argv = [
             sys.executable, str(BENCH / "apps" / "lua_seckill.py"), "--port", str(port),
-            "--data-dir", str(self.dir / "lua"), "--routes", str(routes),
-            "--user-cap", str(USER_CAP),
+            "--data-dir", str(self.dir / res.key), "--routes", str(routes),
+            "--user-cap", str(USER_CAP), "--workers", str(self.args.server_workers),
         ]  # fmt: skip
-        srv = self.start("lua", argv, env, port)
+        srv = self.start(res.key, argv, env, port)
         try:
-            self.measure(res, srv)
+            self.measure(res, srv, connections, cfg, seconds=seconds)
         finally:
             self.stop(srv)
 
@@ -234,12 +290,20 @@ class Bench:
             f"(route actors {used['route actors'] / seconds:.2f})"
         )
 
-    def ticketd_run(self, res: Result, batching: bool) -> None:
-        srv = self.ticketd(res.key, TICKETD_BATCHING="1" if batching else "0")
+    def ticketd_run(
+        self,
+        res: Result,
+        batching: bool,
+        defs: list[dict[str, Any]] | None = None,
+        cfg: Path | None = None,
+        connections: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        srv = self.ticketd(res.key, defs, TICKETD_BATCHING="1" if batching else "0")
         try:
             self.idle_cpu(res, srv)
             before = metrics(srv)
-            self.measure(res, srv)
+            self.measure(res, srv, connections, cfg, seconds=seconds)
             after = metrics(srv)
             calls = after.get("ticketd_batch_size_count", 0) - before.get(
                 "ticketd_batch_size_count", 0
@@ -255,14 +319,14 @@ class Bench:
                 res.notes.append(f"mean batch {cmds / calls:.1f} requests")
             if acalls:
                 res.notes.append(f"mean actor call {1000 * secs / acalls:.1f} ms")
-            if self.args.profile:
-                self.profile(res, srv)
+            if self.args.profile and cfg is None:  # the durable load only
+                profile(self, res, srv)
         finally:
             self.stop(srv)
 
     def overload(self, res: Result) -> None:
         a = self.args
-        res.expect_all_201 = False
+        res.allowed = None  # judged below
         srv = self.ticketd(res.key, TICKETD_MAX_QUEUE=str(a.overload_queue))
         try:
             self.measure(res, srv, connections=a.connections * 4)
@@ -284,60 +348,6 @@ class Bench:
             res.notes.append("no 503: the queue never filled (raise --overload-connections)")
         elif r.retry_after != refused:
             res.error = "some 503 answers lack Retry-After"
-
-    def profile(self, res: Result, srv: Server) -> None:
-        """py-spy the front end and one route actor under the same load."""
-        a = self.args
-        out = Path(a.profile)
-        out.mkdir(parents=True, exist_ok=True)
-        actors = [p for p in descendants(srv.pid) if "RouteActor" in cmdline(p)]
-        targets = {"server": srv.pid}
-        if actors:
-            targets["actor"] = actors[0]
-        secs = a.profile_seconds
-        print(f"  profiling {secs:g} s: {targets} ...", flush=True)
-        load = subprocess.Popen(
-            [a.wrk, f"-t{a.threads}", f"-c{a.connections}", f"-d{secs + 4:g}s",
-             f"--timeout={a.timeout:g}s", "-s", str(LUA), srv.base, "--", str(self.cfg),
-             f"p{res.key[:2]}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            time.sleep(2)
-            spies = {
-                name: subprocess.Popen(
-                    py_spy_argv(a.py_spy, pid, secs, out / f"{res.key}-{name}.txt"),
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for name, pid in targets.items()
-            }
-            for name, spy in spies.items():
-                _, err = spy.communicate(timeout=secs + 60)
-                if spy.returncode != 0:
-                    print(f"  py-spy {name} failed: {err.strip()[-500:]}")
-        finally:
-            text, _ = load.communicate(timeout=secs + 60)
-        line = next((x for x in text.splitlines() if x.startswith("WRKJSON ")), "")
-        if line:
-            data = json.loads(line.removeprefix("WRKJSON "))
-            non201 = sum(v for k, v in data["statuses"].items() if k != "201")
-            print(
-                f"  under the profiler: {data['statuses'].get('201', 0) / secs:,.0f} x 201/s "
-                f"(approx.), non-201 {non201}"
-            )
-            if non201 and res.error is None:
-                res.error = f"{non201} non-201 answers during profiling"
-        from pyspy_summary import summarise
-
-        for name in targets:
-            path = out / f"{res.key}-{name}.txt"
-            if path.exists():
-                summary = summarise(path, top=15, seconds=secs)
-                (out / f"{res.key}-{name}-summary.txt").write_text(summary)
-                self.profiles.append(summary)
-                print(summary)
 
     # -- capacity --
 

@@ -26,28 +26,40 @@ USER_CAP = 1000  # TICKETD_USER_CAP's maximum
 HEADROOM = 1.25  # plan capacity for 1.25x the measured ceiling
 
 
-def route_defs(routes: int, stations: int) -> list[dict[str, Any]]:
-    """`routes` routes of `stations` stations and 5,000 seats of one class each."""
-    coaches = [
-        {"number": f"{c + 1:02d}", "class": CLASS, "rows": 25, "letters": "ABCDF"}
-        for c in range(40)
+def route_defs(
+    routes: int, stations: int, train: str = "B", coaches: int = 40, rows: int = 25
+) -> list[dict[str, Any]]:
+    """`routes` routes of `stations` stations and coaches x rows x ABCDF seats of one class
+    each (the defaults: 5,000, the route limit)."""
+    cars = [
+        {"number": f"{c + 1:02d}", "class": CLASS, "rows": rows, "letters": "ABCDF"}
+        for c in range(coaches)
     ]
     return [
         {
-            "train": f"B{k + 1}",
+            "train": f"{train}{k + 1}",
             "date": "2026-12-01",
             "stations": [f"S{s:02d}" for s in range(stations)],
-            "coaches": coaches,
+            "coaches": cars,
         }
         for k in range(routes)
     ]
+
+
+def seats(defn: dict[str, Any]) -> int:
+    """Seats on sale on one route."""
+    return sum(c["rows"] * len(c["letters"]) for c in defn["coaches"])
 
 
 def route_id(defn: dict[str, Any]) -> str:
     return f"{defn['train']}-{defn['date'].replace('-', '')}"
 
 
-def lua_config(path: Path, defs: list[dict[str, Any]], tokens: list[str]) -> Path:
+def lua_config(
+    path: Path, defs: list[dict[str, Any]], tokens: list[str], whole_route: bool = False
+) -> Path:
+    """The config bench/wrk/booking.lua reads: one-segment trips, or first to last station."""
+
     def lua_list(items: list[str]) -> str:
         return "{" + ",".join(json.dumps(x) for x in items) + "}"
 
@@ -58,6 +70,7 @@ def lua_config(path: Path, defs: list[dict[str, Any]], tokens: list[str]) -> Pat
         f"  stations = {lua_list(defs[0]['stations'])},\n"
         f"  class = {json.dumps(CLASS)},\n"
         f"  tokens = {lua_list(tokens)},\n"
+        f"  whole_route = {'true' if whole_route else 'false'},\n"
         "}\n"
     )
     return path
@@ -131,14 +144,33 @@ class Result:
     label: str
     run: Run | None = None
     notes: list[str] = field(default_factory=list)
-    expect_all_201: bool = True
+    #: the statuses the rate counts (a sellout counts its 409 sold-out answers too)
+    counted: tuple[int, ...] = (201,)
+    #: the only statuses a sound run may see (None: any; overload judges its own)
+    allowed: tuple[int, ...] | None = (201,)
     error: str | None = None
     #: CPU seconds used during the measurement, by part (see CPU_PARTS)
     cpu: dict[str, float] = field(default_factory=dict)
+    #: the processes that served HTTP, as the table shows them ("2", "1 (main process)")
+    workers: str = ""
+    #: seats the audit found sold after a sellout (None: no audit)
+    sold: int | None = None
+
+    @property
+    def answers(self) -> int:
+        """Answers of the counted statuses."""
+        return sum(self.run.statuses.get(c, 0) for c in self.counted) if self.run else 0
 
     @property
     def rate(self) -> float:
-        return self.run.created / self.run.seconds if self.run else 0.0
+        return self.answers / self.run.seconds if self.run else 0.0
+
+    @property
+    def cpu_per_answer_us(self) -> float | None:
+        """The server's CPU (all its processes, not wrk) per counted answer, in µs."""
+        if not self.cpu or not self.answers:
+            return None
+        return 1e6 * sum(v for k, v in self.cpu.items() if k != "wrk") / self.answers
 
     @property
     def ok(self) -> bool:
@@ -146,6 +178,7 @@ class Result:
             return False
         if self.run.requests == 0:
             return False
-        if self.expect_all_201:
-            return self.run.non201 == 0 and self.run.socket_errors == 0
+        if self.allowed is not None:
+            unexpected = set(self.run.statuses) - set(self.allowed)
+            return not unexpected and self.run.socket_errors == 0
         return True

@@ -30,6 +30,8 @@ from server.dispatch.channel import Channel
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
 #: (which answers the first result) even when the snapshot says sold out
 SEEN_KEYS_MAX = 200_000
+#: sold-out answers kept per route (trips x classes x party sizes asked)
+_SOLD_OUT_ANSWERS = 1024
 
 
 def picked_seats(ch: Channel, body: schemas.BookingIn) -> list[int]:
@@ -59,6 +61,19 @@ def picked_seats(ch: Channel, body: schemas.BookingIn) -> list[int]:
     return picked
 
 
+def _sold_out(ch: Channel, klass: str, from_: str, to: str, n: int) -> Response:
+    """The 409 for a trip, made once per route and trip: a sold-out rush repeats it
+    thousands of times a second, and a response is never changed once made."""
+    answers = ch.sold_out_answers
+    found = answers.get((klass, from_, to, n))
+    if found is None:
+        if len(answers) >= _SOLD_OUT_ANSWERS:
+            answers.clear()
+        found = from_domain(SoldOut(ch.route.route_id, klass, from_, to, n).to_dict())
+        answers[(klass, from_, to, n)] = found
+    return found
+
+
 @endpoint("book")
 async def book(request: Request) -> Response:
     svc = services(request)
@@ -71,8 +86,6 @@ async def book(request: Request) -> Response:
     i, j = trip(ch, body.from_, body.to, body.klass)
     picked = picked_seats(ch, body) if body.seats else []
     route_id = ch.route.route_id
-    # the fingerprint tells a retry (same body) from a reuse of the key (different body)
-    fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
     scoped = (user.id, key)
     n = len(body.passengers)
     if not body.waitlist and scoped not in svc.seen_keys:
@@ -82,7 +95,9 @@ async def book(request: Request) -> Response:
         # some front end already forwarded this key (then only the actor knows the answer)
         if sold_out and await svc.gateway.first_sight(route_id, user.id, key):
             metrics.SOLD_OUT_CACHED.inc()
-            return from_domain(SoldOut(route_id, body.klass, body.from_, body.to, n).to_dict())
+            return _sold_out(ch, body.klass, body.from_, body.to, n)
+    # the fingerprint tells a retry (same body) from a reuse of the key (different body)
+    fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
     svc.seen_keys[scoped] = None
     if len(svc.seen_keys) > SEEN_KEYS_MAX:
         svc.seen_keys.popitem(last=False)

@@ -166,9 +166,13 @@ class ProblemOut(msgspec.Struct):
     detail: Annotated[str, Meta(description="What happened and what to do about it")]
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
     checks: dict[str, str] = {}
+    #: /healthz: the front-end process that answered (its pid, and its index among the
+    #: node's workers, null when the server process serves HTTP itself)
+    pid: int | None = None
+    worker: int | None = None
 
 
 route_in = msgspec.json.Decoder(RouteIn)

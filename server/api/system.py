@@ -3,6 +3,8 @@ problem answers for what no endpoint handles (404, 405, the unexpected)."""
 
 from __future__ import annotations
 
+import os
+
 import structlog
 from prometheus_client import generate_latest
 from starlette.exceptions import HTTPException
@@ -20,8 +22,14 @@ from server.boot.runtime import Runtime
 log = structlog.get_logger("ticketd.app")
 
 
+_WORKER = os.environ.get("TICKETD_WORKER_INDEX")
+_PROCESS = {"pid": os.getpid(), "worker": int(_WORKER) if _WORKER else None}
+
+
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    # which process answered: with several workers per node, an operator (and the tests)
+    # can tell them apart behind the shared port
+    return json_response({"status": "ok", **_PROCESS})
 
 
 async def readyz(request: Request) -> Response:

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import ray
 import structlog
@@ -25,6 +26,9 @@ from server.settings import Settings
 log = structlog.get_logger("ticketd.runtime")
 
 _RAY_SHUTDOWN_SECONDS = 5.0
+#: set for a node's front-end workers: the file where the embedded Redis's supervisor
+#: keeps its sentence while the server is down (RedisSupervisor.problem_file)
+PROBLEM_FILE_ENV = "TICKETD_REDIS_PROBLEM_FILE"
 
 
 class Runtime:
@@ -117,7 +121,17 @@ class Runtime:
 
     def redis_problem(self) -> str | None:
         """Why the embedded Redis is not serving (an operator's sentence), or None."""
-        return None if self.supervisor is None else self.supervisor.problem
+        if self.supervisor is not None:
+            return self.supervisor.problem
+        # a front-end worker: the node's supervisor process runs the Redis and keeps its
+        # sentence in a file (server/boot/workers.py)
+        shared = os.environ.get(PROBLEM_FILE_ENV)
+        if not shared:
+            return None
+        try:
+            return Path(shared).read_text().strip() or None
+        except OSError:
+            return None
 
     def stop(self) -> None:
         """Shut Ray (if we started it) and the embedded Redis down; safe to call twice."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from starlette.responses import Response
+
 from actors.domain.messages import Command
 from actors.domain.route import RouteDef
 from actors.domain.views import Reply, Result, RouteView
@@ -27,6 +29,7 @@ class Channel:
         "refreshing",
         "route",
         "seat_names",
+        "sold_out_answers",
         "station_index",
         "version",
         "view",
@@ -50,6 +53,9 @@ class Channel:
         self.connecting: asyncio.Task[Link] | None = None
         #: (coach, seat name) -> (seat index, class), made on the first picked seat
         self.seat_names: dict[tuple[str, str], tuple[int, str]] | None = None
+        #: (class, from, to, passengers) -> the 409 answered from the snapshot for it
+        #: (server/api/bookings.py): the same bytes every time
+        self.sold_out_answers: dict[tuple[str, str, str, int], Response] = {}
 
     def seat_index(self) -> dict[tuple[str, str], tuple[int, str]]:
         """Each seat by its coach and name (routes never change once created)."""

@@ -3,123 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from support.http import booking_body, coach, people, route_body
+from support.process import SECRET, Server, redis_servers_on, start_server
 
 from server.api.auth import mint
 
-REPO = Path(__file__).resolve().parents[2]
-SECRET = "process-test-secret-0123456789abcdef-0123"
-READY_WITHIN = 60.0
-EXIT_WITHIN = 20.0
-
-
-class Server:
-    """One `python -m server` child on a free port."""
-
-    def __init__(self, data_dir: Path, log_path: Path, **extra: str) -> None:
-        self.port = _free_port()
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETD_", "RAY_ADDRESS"))}
-        env.update(
-            TICKETD_PORT=str(self.port),
-            TICKETD_DATA_DIR=str(data_dir),
-            TICKETD_JWT_SECRET=SECRET,
-            TICKETD_LOG_JSON="1",
-        )
-        env.update(extra)
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server"], cwd=REPO, env=env, stdout=log, stderr=log
-            )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_WITHIN
-        with httpx.Client(base_url=self.url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"server exited early:\n{self.log_tail()}"
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.25)
-        pytest.fail(f"server not ready within {READY_WITHIN:g} s:\n{self.log_tail()}")
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager would; the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=EXIT_WITHIN)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"no exit within {EXIT_WITHIN:g} s of SIGTERM:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=EXIT_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """start_server(data_dir, **env) -> a running server; every one is stopped at the end."""
-    started: list[Server] = []
-
-    def start(data_dir: Path, **env: str) -> Server:
-        server = Server(data_dir, tmp_path / f"server-{len(started)}.log", **env)
-        started.append(server)
-        server.wait_ready()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _redis_servers_on(data_dir: Path) -> list[int]:
-    """Pids of redis/valkey servers whose --dir lies in data_dir."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        name = Path(argv[0].decode(errors="replace")).name
-        if name in ("redis-server", "valkey-server") and str(data_dir).encode() in b" ".join(argv):
-            found.append(int(entry.name))
-    return found
+__all__ = ["start_server"]  # a fixture
 
 
 def _auth(user: str, admin: bool = False) -> dict[str, str]:
@@ -182,7 +79,7 @@ def test_sigterm_stops_cleanly_and_a_restart_serves_every_acknowledged_booking(
     }
 
     assert server.stop() == 0, server.log_tail()
-    assert _redis_servers_on(data_dir) == []
+    assert redis_servers_on(data_dir) == []
     ready = [
         json.loads(line)
         for line in server.log_path.read_text().splitlines()
@@ -209,7 +106,7 @@ def test_sigterm_stops_cleanly_and_a_restart_serves_every_acknowledged_booking(
         )
         assert (r.status_code, r.content) == (201, first_replies["k3"].content)
     assert again.stop() == 0, again.log_tail()
-    assert _redis_servers_on(data_dir) == []
+    assert redis_servers_on(data_dir) == []
 
 
 def test_unset_ray_address_starts_a_ray_of_its_own_despite_a_dead_clusters_leftover(

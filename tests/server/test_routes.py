@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from typing import Any
 
@@ -225,7 +226,7 @@ async def test_bad_availability_queries_are_422(
 async def test_healthz_and_readyz_answer_ok_with_checks(api: httpx.AsyncClient) -> None:
     r = await api.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    assert r.json() == {"status": "ok", "pid": os.getpid(), "worker": None}
     r = await api.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.json() == {"status": "ok", "checks": {"redis": "ok", "ray": "ok"}}

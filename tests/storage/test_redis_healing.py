@@ -197,7 +197,10 @@ async def test_embedded_redis_killed_twice_under_load_heals_within_5s_losing_not
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             await _wait_ready(http, proc, log)
-            coaches = [coach(f"0{c}", "second", 20, "ABCD") for c in range(1, 5)]
+            # 5,000 seats a route (the maximum): the load must never sell a trip out, or no
+            # answer after a kill could be a 201 however well it healed (with 320 seats a
+            # faster front end sold every trip out before the second kill: 30 s of 409s)
+            coaches = [coach(f"{c:02d}", "second", 25, "ABCDF") for c in range(1, 41)]
             routes = []
             for train in ("H1", "H2", "H3"):
                 r = await http.post(

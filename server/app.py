@@ -26,6 +26,7 @@ from actors.storage.user_index import UserIndex
 from server import console
 from server.api import bookings, routes, search, system
 from server.api.auth import Authenticator
+from server.api.hot import HotPath
 from server.api.middleware import RequestContext
 from server.api.services import Services
 from server.boot.runtime import Runtime
@@ -135,6 +136,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[RequestContext.middleware()],
+        # the booking hot path first: it answers its route without the layers below it
+        middleware=[HotPath.middleware(), RequestContext.middleware()],
         exception_handlers={HTTPException: system.http_error, Exception: system.server_error},
     )

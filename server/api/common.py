@@ -14,6 +14,7 @@ import redis
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from actors.domain.errors import DomainError
 from server import metrics
@@ -45,20 +46,55 @@ async def read_json(
     """The request body decoded strictly; 413/415/400/422 problems otherwise."""
     if headers is None:
         headers = raw_headers(request)
-    ctype = headers.get(b"content-type")
-    if ctype is not None and "json" not in ctype.lower():
-        raise Problem("unsupported-media-type", "Send the body as application/json.")
-    length = headers.get(b"content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise Problem("payload-too-large", f"Request bodies are limited to {MAX_BODY} bytes.")
+    check_body_headers(headers)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
-            raise Problem("payload-too-large", f"Request bodies are limited to {MAX_BODY} bytes.")
+            raise _too_large()
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return decode_json(b"".join(chunks), decoder)
+
+
+def check_body_headers(headers: dict[bytes, str]) -> None:
+    """415 for a body that says it is not JSON, 413 for one that says it is too large."""
+    ctype = headers.get(b"content-type")
+    if ctype is not None and "json" not in ctype.lower():
+        raise Problem("unsupported-media-type", "Send the body as application/json.")
+    length = headers.get(b"content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise _too_large()
+
+
+def _too_large() -> Problem:
+    return Problem("payload-too-large", f"Request bodies are limited to {MAX_BODY} bytes.")
+
+
+async def receive_body(receive: Receive) -> bytes:
+    """The body of a raw ASGI request (the hot path's); 413 past MAX_BODY."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > MAX_BODY:
+            raise _too_large()
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client left; what came is all there is
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(raw: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """A body decoded strictly; 400 malformed-json or 422 validation otherwise."""
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -127,40 +163,55 @@ def idempotency_key(key: str | None) -> str:
     return key
 
 
+class Guard:
+    """One endpoint's error mapping and metrics: Problems become responses, a 500 never
+    leaks its body, every answer is counted by method and status and timed."""
+
+    __slots__ = ("_counters", "_latency", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._latency = metrics.LATENCY.labels(name)
+        # labelled children resolved once: labels() takes a lock and builds a tuple
+        self._counters: dict[tuple[str, int], Any] = {}
+
+    async def run(self, method: str, answer: Awaitable[Response]) -> Response:
+        """Await the endpoint's answer, mapping what it raises."""
+        started = time.perf_counter()
+        try:
+            response = await answer
+        except Problem as p:
+            response = problem_response(p.type, p.detail, p.extra)
+        except DomainError as err:  # the front end checks input with the domain's rules
+            response = problem_response(err.type, err.detail, err.data)
+        except redis.RedisError as exc:
+            # the front end's own Redis reads (route definitions): a client can retry
+            log.warning("redis unavailable", endpoint=self.name, error=repr(exc))
+            response = problem_response("unavailable", "Storage is not answering; retry.")
+        except Exception:
+            log.exception("unhandled error", endpoint=self.name)
+            response = problem_response(
+                "internal", "Something went wrong on our side; it has been logged."
+            )
+        status = response.status_code
+        counter = self._counters.get((method, status))
+        if counter is None:
+            counter = metrics.REQUESTS.labels(self.name, method, str(status))
+            self._counters[(method, status)] = counter
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
+        return response
+
+
 def endpoint(name: str) -> Callable[[Handler], Handler]:
     """Map Problems to responses, never leak a 500 body, and record metrics."""
 
     def wrap(fn: Handler) -> Handler:
-        latency = metrics.LATENCY.labels(name)
-        counters: dict[tuple[str, int], Any] = {}
+        guard = Guard(name)
 
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
-            started = time.perf_counter()
-            try:
-                response = await fn(request)
-            except Problem as p:
-                response = problem_response(p.type, p.detail, p.extra)
-            except DomainError as err:  # the front end checks input with the domain's rules
-                response = problem_response(err.type, err.detail, err.data)
-            except redis.RedisError as exc:
-                # the front end's own Redis reads (route definitions): a client can retry
-                log.warning("redis unavailable", endpoint=name, error=repr(exc))
-                response = problem_response("unavailable", "Storage is not answering; retry.")
-            except Exception:
-                log.exception("unhandled error", endpoint=name)
-                response = problem_response(
-                    "internal", "Something went wrong on our side; it has been logged."
-                )
-            # labelled children resolved once: labels() takes a lock and builds a tuple
-            status = response.status_code
-            counter = counters.get((request.method, status))
-            if counter is None:
-                counter = metrics.REQUESTS.labels(name, request.method, str(status))
-                counters[(request.method, status)] = counter
-            counter.inc()
-            latency.observe(time.perf_counter() - started)
-            return response
+            return await guard.run(request.method, fn(request))
 
         return handler
 

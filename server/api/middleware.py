@@ -13,6 +13,14 @@ _PREFIX = secrets.token_hex(4)
 _COUNTER = itertools.count()
 
 
+def request_id(given: str | None) -> str:
+    """The client's X-Request-ID (64 characters at most), or a new one."""
+    if given:
+        return given[:64]
+    # unique, not secret: a process prefix and a counter (no syscall per request)
+    return f"{_PREFIX}{next(_COUNTER):08x}"
+
+
 class RequestContext:
     """Take X-Request-ID (or make one), bind it for structlog, echo it in the response."""
 
@@ -27,14 +35,12 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
+        given = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                rid = value.decode("latin-1")[:64]
+                given = value.decode("latin-1")
                 break
-        if not rid:
-            # unique, not secret: a process prefix and a counter (no syscall per request)
-            rid = f"{_PREFIX}{next(_COUNTER):08x}"
+        rid = request_id(given)
         raw = rid.encode("latin-1")
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)

@@ -9,6 +9,7 @@ Redis answers only after the AOF is written (and fsynced with
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -272,52 +273,43 @@ class Journal:
             raise
 
 
-#: marks booking keys answered "sold out" from a cache, with Redis's clock, each unless it
-#: is marked already (journalled, or answered so before); one 0/1 per key (see
-#: keys.idem_marker). Every key of one call is one route's (its hash tag: one slot).
-_MARK_CACHED = """
-local mark = 'c' .. redis.call('TIME')[1]
-local out = {}
-for i = 1, #KEYS do
-  out[i] = redis.call('SET', KEYS[i], mark, 'NX', 'EX', ARGV[1]) and 1 or 0
-end
-return out
-"""
-
-
 class CachedMarks:
     """A front end's side of the idempotency markers the append script sets.
 
-    One call marks many keys of one route: front ends coalesce their cached refusals
-    (server/dispatch/refusals.py), so a sold-out rush costs one round trip per route and
-    event-loop turn, not one per request. Over the lean connection when the URL allows.
+    A key answered "sold out" from a cache is marked `c<unix time>` unless it is marked
+    already (journalled, or answered so before): `SET NX EX`, one command per key, each
+    in its route's slot. Front ends coalesce their cached refusals
+    (server/dispatch/refusals.py), and one call here sends all of them in one write, so
+    a sold-out rush costs one round trip (one fsync) per loop turn, not one per request.
+    The time is the front end's clock: it is compared with the append script's (Redis's)
+    only against CLASH_WINDOW_SECONDS, a minute, far above any sane clock skew.
     """
 
     def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
-        self._mark = client.register_script(_MARK_CACHED)
+        self._client = client
         self._url = url if url and resp.supported(url) else None
         self._lean: resp.RespConnection | None = None
         self._connecting = asyncio.Lock()
 
-    async def first(self, route_id: str, marks: Sequence[tuple[str, str]]) -> list[bool]:
-        """Mark (user, key) pairs answered from the cache; for each, True if none was
-        journalled or so answered before."""
-        markers = [keys.idem_marker(route_id, user, key) for user, key in marks]
+    async def first(self, marks: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Mark (route id, user, key) triples answered from the cache; for each, True if
+        none was journalled or so answered before."""
+        value = b"c%d" % int(time.time())
         ttl = keys.CACHED_MARKER_TTL
+        markers = [keys.idem_marker(route_id, user, key) for route_id, user, key in marks]
         if self._url is None:
-            got = await self._mark(keys=markers, args=[ttl])
-        else:
-            conn = await self._connection(self._url)
-            try:
-                got = await conn.call(
-                    resp.pack("EVALSHA", self._mark.sha, len(markers), *markers, ttl)
-                )
-            except redis.ResponseError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                # a restarted Redis forgot the script; EVALSHA did not run it
-                got = await conn.call(resp.pack("EVAL", _MARK_CACHED, len(markers), *markers, ttl))
-        return [bool(x) for x in got]
+            async with self._client.pipeline(transaction=False) as pipe:
+                for marker in markers:
+                    pipe.set(marker, value, nx=True, ex=ttl)
+                got = await pipe.execute()
+            return [bool(x) for x in got]
+        conn = await self._connection(self._url)
+        futures = conn.pipeline([resp.pack("SET", m, value, "NX", "EX", ttl) for m in markers])
+        await asyncio.wait([futures[-1]])  # replies come in order: the last means all
+        error = next((f.exception() for f in futures if f.exception() is not None), None)
+        if error is not None:  # every future's exception looked at: none left unretrieved
+            raise error
+        return [f.result() is not None for f in futures]
 
     async def _connection(self, url: str) -> resp.RespConnection:
         # one connection however many routes' calls ask at once: a lock, not a race that

@@ -88,6 +88,17 @@ class RespConnection(asyncio.Protocol):
         self._transport.write(packed)
         return future
 
+    def pipeline(self, packed: list[bytes]) -> list[asyncio.Future[Any]]:
+        """Send several packed commands in one write; a future per reply, in order (the
+        last one done means all are)."""
+        if not self.open or self._transport is None:
+            raise redis.ConnectionError("the Redis connection is closed")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in packed]
+        self._waiting.extend(futures)
+        self._transport.write(b"".join(packed))
+        return futures
+
     def close(self) -> None:
         """Close; commands still waiting fail with ConnectionError."""
         self.open = False

@@ -5,8 +5,9 @@ no actor journalled (a retry of a booking that exists must get its first answer)
 marks the key `c<time>` before answering, so a first attempt still in flight at any
 front end is refused by the append script instead of booked (keys.idem_marker). That
 mark is the only I/O a cached refusal costs, and it is shared: every refusal of one
-event-loop turn waits on one script call per route, whatever their number, so a sold-out
-rush costs Redis one round trip (one fsync) per route and loop turn, not one per request.
+event-loop turn, whatever their number and routes, waits on one pipelined write of
+`SET NX` commands, so a sold-out rush costs Redis one round trip (one fsync) per loop
+turn, not one per request.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from actors.storage.journal import CachedMarks
 
 log = structlog.get_logger("ticketd.refusals")
 
-_Pending = list[tuple[str, str, "asyncio.Future[bool]"]]
+_Pending = list[tuple[str, str, str, "asyncio.Future[bool]"]]
 
 
 class RefusalMarks:
-    """Collects the (user, key) marks of one loop turn per route and writes them at once."""
+    """Collects the marks of one loop turn and writes them at once."""
 
     def __init__(self, marks: CachedMarks) -> None:
         self._marks = marks
-        self._pending: dict[str, _Pending] = {}
+        self._pending: _Pending = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -37,7 +38,7 @@ class RefusalMarks:
         cache before. Raises a Redis error (or OSError) if the mark cannot be written."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._pending.setdefault(route_id, []).append((user, key, future))
+        self._pending.append((route_id, user, key, future))
         if not self._scheduled:
             # at the end of this loop turn: every refusal parsed in the turn joins the write
             self._scheduled = True
@@ -46,27 +47,26 @@ class RefusalMarks:
 
     def _flush(self) -> None:
         self._scheduled = False
-        pending, self._pending = self._pending, {}
-        for route_id, marks in pending.items():
-            task = asyncio.create_task(self._write(route_id, marks))
-            self._tasks.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._tasks.discard)
+        pending, self._pending = self._pending, []
+        task = asyncio.create_task(self._write(pending))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, route_id: str, marks: _Pending) -> None:
+    async def _write(self, marks: _Pending) -> None:
         try:
-            got = await self._marks.first(route_id, [(user, key) for user, key, _ in marks])
+            got = await self._marks.first([(r, u, k) for r, u, k, _ in marks])
         except (redis.RedisError, OSError) as exc:
-            log.warning("cached refusals not marked", route_id=route_id, error=repr(exc))
-            for _, _, future in marks:
+            log.warning("cached refusals not marked", refusals=len(marks), error=repr(exc))
+            for _, _, _, future in marks:
                 if not future.done():
                     future.set_exception(exc)
             return
         except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
-            for _, _, future in marks:
+            for _, _, _, future in marks:
                 if not future.done():
                     future.set_exception(redis.ConnectionError(repr(exc)))
             raise
-        for (_, _, future), first in zip(marks, got, strict=True):
+        for (_, _, _, future), first in zip(marks, got, strict=True):
             if not future.done():
                 future.set_result(first)
 

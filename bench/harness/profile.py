@@ -22,8 +22,11 @@ def profile(bench: Bench, res: Result, srv: Server) -> None:
     a = bench.args
     out = Path(a.profile)
     out.mkdir(parents=True, exist_ok=True)
-    actors = [p for p in descendants(srv.pid) if "RouteActor" in cmdline(p)]
-    targets = {"server": srv.pid}
+    family = descendants(srv.pid)
+    actors = [p for p in family if "RouteActor" in cmdline(p)]
+    # the front end is a worker when ticketd runs several (the supervisor only waits)
+    workers = [p for p in family if "-m server worker" in cmdline(p)]
+    targets = {"server": workers[0] if workers else srv.pid}
     if actors:
         targets["actor"] = actors[0]
     secs = a.profile_seconds

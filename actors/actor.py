@@ -23,14 +23,15 @@ import structlog
 from actors import placement, zombie
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
-from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted, encode
+from actors.domain.messages import Command, Event, encode
 from actors.domain.state import next_deadline, to_snapshot
-from actors.domain.views import Record, Reply, Result, availability_matrix, record
+from actors.domain.views import Record, Reply, Result
 from actors.plane.listener import Connection, PlaneServer, Rows
 from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
 from actors.seat_reads import SeatReads
 from actors.storage import journal, keys
 from actors.storage.recovery import publish_recovered, recover
+from actors.writes import Ahead, Batch, Write, buyer_reads, commands_of, new_keys, rows_of, split
 
 __all__ = ["Reply", "RouteActor"]
 
@@ -81,7 +82,10 @@ class RouteActor:
         #: per class, the availability row as Redis has it (never a row of an unconfirmed
         #: batch), tagged (generation, inventory version) so a connection can tell news
         self._durable: Rows = {}
-        self._refresh_durable()
+        self._durable = self._rows_now()
+        #: the append in flight, and the requests decided on top of it (actors/writes.py)
+        self._writing: Write | None = None
+        self._ahead: Ahead | None = None
         self._seat_reads = SeatReads()  # the web console's seat map (actors/seat_reads.py)
         log.info(
             "route actor activated",
@@ -181,28 +185,68 @@ class RouteActor:
         return await future
 
     def _queue(self, commands: list[Command], sink: Sink) -> None:
+        if self._writing is not None and not (self._stale or self._fenced or self._closing):
+            # an append is in flight: decide these now, on top of it, into the batch that
+            # goes next (actors/writes.py); no await between deciding and applying
+            if self._ahead is None:
+                self._ahead = Ahead()
+            self._decide_into(self._ahead, [(commands, sink)])
+            return
         self._pending.append((commands, sink))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+        write: Write | None = None
+        while True:
+            if write is None:
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+                try:
+                    if self._fenced or (self._stale and not await self._reload()):
+                        self._refuse(batch, MOVED if self._fenced else NO_STORAGE)
+                        self._seat_reads.answer(self.state, self._version, stale=True)
+                        continue
+                    ahead = Ahead()
+                    self._decide_into(ahead, batch)
+                    write = self._writing = self._send(ahead)
+                except Exception as exc:
+                    # e.g. a reload that meets a corrupt journal: the callers must hear of
+                    # it, not wait forever on futures nobody resolves. Memory may be
+                    # half-applied, so it is rebuilt from Redis before the next batch.
+                    self._stale = True
+                    log.exception("batch failed", route_id=self.route_id)
+                    fail(batch, exc)
+                    self._seat_reads.answer(self.state, self._version, stale=True)
+                    continue
             try:
-                answers = await self._run(batch)
-            except Exception as exc:
-                # e.g. a reload that meets a corrupt journal: the callers must hear of it,
-                # not wait forever on futures nobody resolves. Memory may be half-applied,
-                # so it is rebuilt from Redis before the next batch.
+                answers: list[list[Result]] | None = await self._confirm(write)
+            except Exception as exc:  # as above: heard of, and memory rebuilt first
                 self._stale = True
                 log.exception("batch failed", route_id=self.route_id)
-                fail(batch, exc)
+                fail(write.ahead.batch, exc)
+                answers = None
+            done, write = write, None
+            # the next batch goes to Redis before this one's replies are encoded
+            following, self._ahead = self._ahead, None
+            if following is not None:
+                if self._stale or self._fenced:
+                    # decided on top of a write that failed: never sent, refused whole
+                    self._refuse(following.batch, MOVED if self._fenced else UNCONFIRMED)
+                else:
+                    write = self._send(following)
+            self._writing = write
+            # no await since the write was confirmed: these replies see what Redis holds
+            if answers is not None:
+                deliver(done.ahead.batch, answers, self._version, self._durable)
+            for conn, req_id in done.readers:
+                if self._stale:
+                    conn.fail(req_id, "The route is reloading its state; retry.")
+                else:
+                    conn.answer(req_id, done.seat_map)
+            if write is None:  # nothing decided beyond the confirmed state
                 self._seat_reads.answer(self.state, self._version, self._stale)
-                continue
-            # no await since _run's write was confirmed: memory is what Redis holds
-            deliver(batch, answers, self._version, self._durable)
-            self._seat_reads.answer(self.state, self._version, self._stale)
-            self._maybe_snapshot()
             if self._fenced:
                 # stop once these "unavailable" replies are on their way: killing at once
                 # races the sockets sending them, and the callers would see the actor die
@@ -210,83 +254,96 @@ class RouteActor:
                 asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 
-    async def _run(self, batch: list[tuple[list[Command], Sink]]) -> list[list[Result]]:
+    def _refuse(self, batch: Batch, why: str) -> None:
+        """Answer a whole batch 503 `unavailable` (it was not run, or not confirmed)."""
         sizes = [len(commands) for commands, _ in batch]
-        if self._fenced:
-            return unavailable(self.route_id, sizes, MOVED)
-        if self._stale and not await self._reload():
-            return unavailable(self.route_id, sizes, NO_STORAGE)
-        commands: list[Command] = [Sweep()]
-        for cmds, _ in batch:
-            commands.extend(cmds)
-        self._commands += len(commands) - 1
-        # decide and apply the whole batch with no await in between: the actor stays serial
-        events, results = run_batch(self.state, commands, self.policy, time.time())
-        if events:
-            markers = [
-                keys.idem_marker(self.route_id, e.user, e.key)
-                for e in events
-                if isinstance(e, Held | Waitlisted)
-            ]
-            # the rows are made now (patched, memoised per version), with the batch in
-            # memory and no await since: what Redis will hold once the append lands
-            stored, records = self._buyer_reads(events)
-            try:
-                append = self._get_journal().append(
-                    encode(events), next_deadline(self.state), markers, stored, records
-                )
-                # asyncio.timeout, not wait_for: no extra task per write on the hot path
-                began = time.perf_counter()
-                async with asyncio.timeout(self.config.write_timeout):
-                    self.last_id = await append
-                self._append_seconds += time.perf_counter() - began
-            except journal.Fenced:
-                self._fenced = True
-                self._stale = True
-                log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
-                return unavailable(self.route_id, sizes, MOVED)
-            except journal.KeyClash:
-                # nothing was journalled; memory holds the batch, so it is rebuilt first
-                self._stale = True
-                log.info("batch refused: a key was answered from a cache", route_id=self.route_id)
-                return unavailable(
-                    self.route_id,
-                    sizes,
-                    "A retry of a booking in this batch was answered meanwhile; retry.",
-                )
-            except (redis.RedisError, OSError, TimeoutError) as exc:
-                # the write may or may not have landed: memory is rebuilt from Redis before
-                # the next batch, so it never disagrees with the journal
-                self._stale = True
-                log.warning("journal append failed", route_id=self.route_id, error=repr(exc))
-                return unavailable(self.route_id, sizes, UNCONFIRMED)
-            self.since_snapshot += len(events)
-            self._batches += 1
-            self._refresh_durable()
-        out: list[list[Result]] = []
-        at = 1  # results[0] answers the internal Sweep
-        for size in sizes:
-            out.append(results[at : at + size])
-            at += size
-        return out
+        deliver(batch, unavailable(self.route_id, sizes, why), self._version, self._durable)
 
-    def _refresh_durable(self) -> None:
-        """Re-read the availability rows of the classes that changed (after a confirm)."""
-        inv, gen, durable = self.state.inv, self._generation, self._durable
-        for klass in inv.classes:
-            tag = (gen, inv.version[klass])
-            held = durable.get(klass)
-            if held is None or held[0] != tag:
-                durable[klass] = (tag, inv.matrix(klass))
+    def _decide_into(self, ahead: Ahead, batch: Batch) -> None:
+        """Decide and apply requests in memory (never awaiting), adding them to `ahead`."""
+        commands = commands_of(batch)
+        self._commands += len(commands) - 1
+        events, results = run_batch(self.state, commands, self.policy, time.time())
+        ahead.batch.extend(batch)
+        ahead.answers.extend(split(results, batch))
+        ahead.events.extend(events)
+
+    def _send(self, ahead: Ahead) -> Write:
+        """Start a batch's append (if it journals anything) and take, with memory exactly
+        the journal plus this batch, what its confirmation hands out."""
+        write = Write(ahead, None, self._rows_now())
+        if ahead.events:
+            markers = [keys.idem_marker(self.route_id, u, k) for u, k in new_keys(ahead.events)]
+            stored, records = self._buyer_reads(ahead.events)
+            payload = encode(ahead.events)
+            write.append = asyncio.create_task(
+                self._append(payload, next_deadline(self.state), markers, stored, records)
+            )
+            due = self.since_snapshot + len(ahead.events)
+            idle = self._snapshotting is None or self._snapshotting.done()
+            if idle and due >= max(self.config.snapshot_every, len(self.state.bookings)):
+                # after the replies' work, O(bookings) every max(N, bookings) events: O(1)
+                # per event; encoded now, when memory matches this batch's entry exactly
+                write.snapshot = to_snapshot(self.state)
+        if self._seat_reads.waiting:
+            write.readers, self._seat_reads.waiting = self._seat_reads.waiting, []
+            write.seat_map = self._seat_reads.encode(self.state, self._version + bool(ahead.events))
+        return write
+
+    async def _append(
+        self, payload: bytes, deadline: float | None, markers: list[str], stored: bytes,
+        records: list[Record],
+    ) -> str:  # fmt: skip
+        began = time.perf_counter()
+        # asyncio.timeout, not wait_for: no extra task per write on the hot path
+        async with asyncio.timeout(self.config.write_timeout):
+            entry = await self._get_journal().append(payload, deadline, markers, stored, records)
+        self._append_seconds += time.perf_counter() - began
+        return entry
+
+    async def _confirm(self, write: Write) -> list[list[Result]]:
+        """Wait for a batch's append; its answers, or "unavailable" for all of it."""
+        ahead = write.ahead
+        if write.append is None:
+            return ahead.answers  # journals nothing (refusals, reads): true once sent
+        sizes = [len(commands) for commands, _ in ahead.batch]
+        try:
+            self.last_id = await write.append
+        except journal.Fenced:
+            self._fenced = True
+            self._stale = True
+            log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
+            return unavailable(self.route_id, sizes, MOVED)
+        except journal.KeyClash:
+            # nothing was journalled; memory holds the batch, so it is rebuilt first
+            self._stale = True
+            log.info("batch refused: a key was answered from a cache", route_id=self.route_id)
+            return unavailable(
+                self.route_id,
+                sizes,
+                "A retry of a booking in this batch was answered meanwhile; retry.",
+            )
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            # the write may or may not have landed: memory is rebuilt from Redis before
+            # the next batch, so it never disagrees with the journal
+            self._stale = True
+            log.warning("journal append failed", route_id=self.route_id, error=repr(exc))
+            return unavailable(self.route_id, sizes, UNCONFIRMED)
+        self.since_snapshot += len(ahead.events)
+        self._batches += 1
+        self._durable = write.rows
+        if write.snapshot is not None and not self._stale:
+            covered, self.since_snapshot = self.since_snapshot, 0
+            self._snapshotting = asyncio.create_task(
+                self._write_snapshot(write.snapshot, self.last_id, covered)
+            )
+        return ahead.answers
+
+    def _rows_now(self) -> Rows:
+        return rows_of(self.state, self._generation, self._durable)
 
     def _buyer_reads(self, events: list[Event]) -> tuple[bytes, list[Record]]:
-        """What a batch's append also stores for reads that wake no actor: the availability
-        after it (as the reply will carry it) and the latest record of each booking it
-        changed (for its user's list)."""
-        matrix = availability_matrix(self.state)
-        stored = journal.encode_availability(self.epoch << 32 | (self._batches + 1), matrix)
-        changed = dict.fromkeys(e.booking_id for e in events)
-        return stored, [record(self.state.bookings[bid]) for bid in changed]
+        return buyer_reads(self.state, self.epoch << 32 | (self._batches + 1), events)
 
     async def _reload(self) -> bool:
         """Rebuild memory from Redis after an unconfirmed write; False if Redis is down."""
@@ -302,25 +359,9 @@ class RouteActor:
         self.state, self.last_id, self._stale = state, last_id, False
         self._batches += 1
         self._generation += 1
-        self._refresh_durable()
+        self._durable = self._rows_now()
         log.info("route state reloaded", route_id=self.route_id, events=state.events_applied)
         return True
-
-    def _maybe_snapshot(self) -> None:
-        """Start a snapshot write if enough events were journalled since the last one.
-
-        After the replies, never before them: a snapshot costs O(bookings), and taking one
-        only every max(N, bookings) events keeps that O(1) per event. The state is encoded
-        now, between batches, so it matches last_id exactly; the write goes on in the
-        background, so the next batches need not wait for a large value's fsync.
-        """
-        if self._stale or (self._snapshotting is not None and not self._snapshotting.done()):
-            return  # one write at a time: an older snapshot must never land after a newer
-        if self.since_snapshot < max(self.config.snapshot_every, len(self.state.bookings)):
-            return
-        data = to_snapshot(self.state)
-        covered, self.since_snapshot = self.since_snapshot, 0
-        self._snapshotting = asyncio.create_task(self._write_snapshot(data, self.last_id, covered))
 
     async def _write_snapshot(self, data: bytes, last_id: str, covered: int) -> None:
         try:

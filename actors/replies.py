@@ -17,6 +17,7 @@ Sink = asyncio.Future[bytes] | tuple[Connection, int]
 MOVED = "This route moved to a newer activation; retry."
 NO_STORAGE = "Storage is unreachable; retry with the same key."
 UNCONFIRMED = "Storage did not confirm; retry with the same key."
+CLASHED = "A retry of a booking in this batch was answered meanwhile; retry."
 
 
 def deliver(

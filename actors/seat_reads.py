@@ -1,9 +1,10 @@
 """The route actor's seat-map read (plane op OP_SEATS), for the web console.
 
 A seat-map read must show what Redis holds: while a batch is decided and applied in
-memory but its append is not confirmed yet, readers wait and are answered right
-after it, with no await in between. One encoding per actor version serves every
-reader; the read is never on the booking path.
+memory but its append is not confirmed yet, readers wait; the map is taken when the
+next batch is sent (memory is then the journal plus that batch) and handed out once
+that batch is confirmed, or at once when nothing is being written. One encoding per
+actor version serves every reader; the read is never on the booking path.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ class SeatReads:
             for conn, req_id in readers:
                 conn.fail(req_id, "The route is reloading its state; retry.")
             return
+        body = self.encode(state, version)
+        for conn, req_id in readers:
+            conn.answer(req_id, body)
+
+    def encode(self, state: RouteState, version: int) -> bytes:
+        """The seat map of a state at a version, encoded once per version."""
         at, body = self._memo
         if at != version:
             body = encode(seat_map(state, version))
             self._memo = (version, body)
-        for conn, req_id in readers:
-            conn.answer(req_id, body)
+        return body

@@ -1,0 +1,99 @@
+"""A route actor's batches on their way to Redis: decided, then written, then answered.
+
+One append is in flight at a time, so the journal's order is the order of decisions and
+a failed append can never be followed by one that assumed it. While it is in flight,
+requests that arrive are decided at once, on top of it, into the next batch (`Ahead`):
+the actor's CPU works while Redis writes, instead of each waiting for the other. That
+next batch is sent the moment the one in flight is confirmed; if that one fails
+instead, the batch decided on top of it was never sent, and all of it answers
+"unavailable" while memory is rebuilt from Redis.
+
+Everything a reply or a reader must see "as Redis holds it" is taken when a batch is
+sent, when memory is exactly the journal plus that batch (nothing decided beyond it
+yet): the availability rows its replies carry, the seat map for the readers waiting,
+the snapshot if one is due. It is handed out only once the append is confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted
+from actors.domain.state import RouteState
+from actors.domain.views import Record, Result, availability_matrix, record
+from actors.plane.listener import Connection, Rows
+from actors.replies import Sink
+from actors.storage import journal
+
+Batch = list[tuple[list[Command], Sink]]
+
+
+@dataclass(slots=True)
+class Ahead:
+    """Requests decided and applied in memory, not sent to Redis yet."""
+
+    batch: Batch = field(default_factory=list)
+    #: each request's results, in batch order
+    answers: list[list[Result]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Write:
+    """A batch whose append is in flight (or needs none: no events)."""
+
+    ahead: Ahead
+    #: the append (the entry id), None when the batch journals nothing
+    append: asyncio.Task[str] | None
+    #: availability rows after this batch, for its replies and the actor's next answers
+    rows: Rows
+    #: the state encoded right after this batch, if a snapshot is due
+    snapshot: bytes | None = None
+    #: seat-map readers to answer once the batch is confirmed, and the answer
+    readers: list[tuple[Connection, int]] = field(default_factory=list)
+    seat_map: bytes = b""
+
+
+def commands_of(batch: Batch) -> list[Command]:
+    """A batch's commands, after the Sweep every batch starts with (expire due holds)."""
+    commands: list[Command] = [Sweep()]
+    for cmds, _ in batch:
+        commands.extend(cmds)
+    return commands
+
+
+def split(results: list[Result], batch: Batch) -> list[list[Result]]:
+    """Each request's results (results[0] answers the internal Sweep)."""
+    out: list[list[Result]] = []
+    at = 1
+    for cmds, _ in batch:
+        out.append(results[at : at + len(cmds)])
+        at += len(cmds)
+    return out
+
+
+def rows_of(state: RouteState, generation: int, held: Rows) -> Rows:
+    """The availability rows of a state, tagged (generation, inventory version) so a
+    connection can tell news; classes unchanged since `held` keep their row objects."""
+    inv = state.inv
+    rows: Rows = {}
+    for klass in inv.classes:
+        tag = (generation, inv.version[klass])
+        had = held.get(klass)
+        rows[klass] = had if had is not None and had[0] == tag else (tag, inv.matrix(klass))
+    return rows
+
+
+def buyer_reads(state: RouteState, version: int, events: list[Event]) -> tuple[bytes, list[Record]]:
+    """What a batch's append also stores for reads that wake no actor: the availability
+    after it (at `version`, as its replies carry it) and the latest record of each
+    booking it changed (for its user's list)."""
+    stored = journal.encode_availability(version, availability_matrix(state))
+    changed = dict.fromkeys(e.booking_id for e in events)
+    return stored, [record(state.bookings[bid]) for bid in changed]
+
+
+def new_keys(events: list[Event]) -> list[tuple[str, str]]:
+    """(user, key) of the bookings a batch creates: their idempotency markers."""
+    return [(e.user, e.key) for e in events if isinstance(e, Held | Waitlisted)]

@@ -20,18 +20,18 @@ import ray
 import redis
 import structlog
 
-from actors import placement, zombie
+from actors import placement, writes, zombie
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
-from actors.domain.messages import Command, Event, encode
+from actors.domain.messages import Command, encode
 from actors.domain.state import next_deadline, to_snapshot
-from actors.domain.views import Record, Reply, Result
+from actors.domain.views import Reply, Result
 from actors.plane.listener import Connection, PlaneServer, Rows
 from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
 from actors.seat_reads import SeatReads
-from actors.storage import journal, keys
+from actors.storage import journal
 from actors.storage.recovery import publish_recovered, recover
-from actors.writes import Ahead, Batch, Write, buyer_reads, commands_of, new_keys, rows_of, split
+from actors.writes import Ahead, Batch, Refused, Write
 
 __all__ = ["Reply", "RouteActor"]
 
@@ -81,8 +81,7 @@ class RouteActor:
         self._generation = 0
         #: per class, the availability row as Redis has it (never a row of an unconfirmed
         #: batch), tagged (generation, inventory version) so a connection can tell news
-        self._durable: Rows = {}
-        self._durable = self._rows_now()
+        self._durable: Rows = writes.rows_of(self.state, self._generation, {})
         #: the append in flight, and the requests decided on top of it (actors/writes.py)
         self._writing: Write | None = None
         self._ahead: Ahead | None = None
@@ -111,8 +110,11 @@ class RouteActor:
             await asyncio.Event().wait()
         self._start_tasks()
         if self._plane is None:
+            # on the node's address as Ray knows it: where other nodes' front ends can reach
+            # us (front ends on this node use the Unix socket)
+            host = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
             self._plane = asyncio.create_task(
-                PlaneServer.start(self, self.config.plane_secret, self._bind_host(), self.route_id)
+                PlaneServer.start(self, self.config.plane_secret, host, self.route_id)
             )
         server = await asyncio.shield(self._plane)
         where = server.address
@@ -124,12 +126,6 @@ class RouteActor:
             "epoch": self.epoch,
             "pid": os.getpid(),
         }
-
-    @staticmethod
-    def _bind_host() -> str:
-        # the node's address as Ray knows it: where other nodes' front ends can reach us
-        # (front ends on this node use the Unix socket)
-        return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
     async def info(self) -> dict[str, Any]:
         """Operator view: epoch, counts, recovery time, where it runs."""
@@ -212,21 +208,13 @@ class RouteActor:
                     self._decide_into(ahead, batch)
                     write = self._writing = self._send(ahead)
                 except Exception as exc:
-                    # e.g. a reload that meets a corrupt journal: the callers must hear of
-                    # it, not wait forever on futures nobody resolves. Memory may be
-                    # half-applied, so it is rebuilt from Redis before the next batch.
-                    self._stale = True
-                    log.exception("batch failed", route_id=self.route_id)
-                    fail(batch, exc)
-                    self._seat_reads.answer(self.state, self._version, stale=True)
+                    self._failed(batch, exc)
                     continue
+            answers: list[list[Result]] | None = None
             try:
-                answers: list[list[Result]] | None = await self._confirm(write)
-            except Exception as exc:  # as above: heard of, and memory rebuilt first
-                self._stale = True
-                log.exception("batch failed", route_id=self.route_id)
-                fail(write.ahead.batch, exc)
-                answers = None
+                answers = await self._confirm(write)
+            except Exception as exc:
+                self._failed(write.ahead.batch, exc)
             done, write = write, None
             # the next batch goes to Redis before this one's replies are encoded
             following, self._ahead = self._ahead, None
@@ -240,11 +228,7 @@ class RouteActor:
             # no await since the write was confirmed: these replies see what Redis holds
             if answers is not None:
                 deliver(done.ahead.batch, answers, self._version, self._durable)
-            for conn, req_id in done.readers:
-                if self._stale:
-                    conn.fail(req_id, "The route is reloading its state; retry.")
-                else:
-                    conn.answer(req_id, done.seat_map)
+            self._seat_reads.hand_out(done.readers, done.seat_map, self._stale)
             if write is None:  # nothing decided beyond the confirmed state
                 self._seat_reads.answer(self.state, self._version, self._stale)
             if self._fenced:
@@ -254,31 +238,42 @@ class RouteActor:
                 asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 
+    def _failed(self, batch: Batch, exc: Exception) -> None:
+        # e.g. a reload meeting a corrupt journal: callers hear of it, never wait on futures
+        # nobody resolves; memory may be half-applied: rebuilt from Redis before next batch
+        self._stale = True
+        log.exception("batch failed", route_id=self.route_id)
+        fail(batch, exc)
+        self._seat_reads.answer(self.state, self._version, stale=True)
+
     def _refuse(self, batch: Batch, why: str) -> None:
-        """Answer a whole batch 503 `unavailable` (it was not run, or not confirmed)."""
         sizes = [len(commands) for commands, _ in batch]
         deliver(batch, unavailable(self.route_id, sizes, why), self._version, self._durable)
 
     def _decide_into(self, ahead: Ahead, batch: Batch) -> None:
         """Decide and apply requests in memory (never awaiting), adding them to `ahead`."""
-        commands = commands_of(batch)
+        commands = writes.commands_of(batch)
         self._commands += len(commands) - 1
         events, results = run_batch(self.state, commands, self.policy, time.time())
         ahead.batch.extend(batch)
-        ahead.answers.extend(split(results, batch))
+        ahead.answers.extend(writes.split(results, batch))
         ahead.events.extend(events)
 
     def _send(self, ahead: Ahead) -> Write:
         """Start a batch's append (if it journals anything) and take, with memory exactly
         the journal plus this batch, what its confirmation hands out."""
-        write = Write(ahead, None, self._rows_now())
+        write = Write(ahead, None, writes.rows_of(self.state, self._generation, self._durable))
         if ahead.events:
-            markers = [keys.idem_marker(self.route_id, u, k) for u, k in new_keys(ahead.events)]
-            stored, records = self._buyer_reads(ahead.events)
-            payload = encode(ahead.events)
+            markers = writes.markers(self.route_id, ahead.events)
+            version = self.epoch << 32 | (self._batches + 1)
+            stored, records = writes.buyer_reads(self.state, version, ahead.events)
+            # asyncio.timeout, not wait_for: no extra task per write beyond this one
             write.append = asyncio.create_task(
-                self._append(payload, next_deadline(self.state), markers, stored, records)
-            )
+                writes.append_within(
+                    self.config.write_timeout, self._get_journal(), encode(ahead.events),
+                    next_deadline(self.state), markers, stored, records,
+                )
+            )  # fmt: skip
             due = self.since_snapshot + len(ahead.events)
             idle = self._snapshotting is None or self._snapshotting.done()
             if idle and due >= max(self.config.snapshot_every, len(self.state.bookings)):
@@ -286,64 +281,32 @@ class RouteActor:
                 # per event; encoded now, when memory matches this batch's entry exactly
                 write.snapshot = to_snapshot(self.state)
         if self._seat_reads.waiting:
-            write.readers, self._seat_reads.waiting = self._seat_reads.waiting, []
-            write.seat_map = self._seat_reads.encode(self.state, self._version + bool(ahead.events))
+            version = self._version + bool(ahead.events)
+            write.readers, write.seat_map = self._seat_reads.take(self.state, version)
         return write
-
-    async def _append(
-        self, payload: bytes, deadline: float | None, markers: list[str], stored: bytes,
-        records: list[Record],
-    ) -> str:  # fmt: skip
-        began = time.perf_counter()
-        # asyncio.timeout, not wait_for: no extra task per write on the hot path
-        async with asyncio.timeout(self.config.write_timeout):
-            entry = await self._get_journal().append(payload, deadline, markers, stored, records)
-        self._append_seconds += time.perf_counter() - began
-        return entry
 
     async def _confirm(self, write: Write) -> list[list[Result]]:
         """Wait for a batch's append; its answers, or "unavailable" for all of it."""
         ahead = write.ahead
         if write.append is None:
             return ahead.answers  # journals nothing (refusals, reads): true once sent
-        sizes = [len(commands) for commands, _ in ahead.batch]
-        try:
-            self.last_id = await write.append
-        except journal.Fenced:
-            self._fenced = True
+        got = await writes.landed(write.append, self.route_id, self.epoch)
+        self._append_seconds += time.perf_counter() - write.sent_at
+        if isinstance(got, Refused):
+            # memory holds the batch Redis did not take: rebuilt before the next one
             self._stale = True
-            log.warning("route actor fenced", route_id=self.route_id, epoch=self.epoch)
-            return unavailable(self.route_id, sizes, MOVED)
-        except journal.KeyClash:
-            # nothing was journalled; memory holds the batch, so it is rebuilt first
-            self._stale = True
-            log.info("batch refused: a key was answered from a cache", route_id=self.route_id)
-            return unavailable(
-                self.route_id,
-                sizes,
-                "A retry of a booking in this batch was answered meanwhile; retry.",
-            )
-        except (redis.RedisError, OSError, TimeoutError) as exc:
-            # the write may or may not have landed: memory is rebuilt from Redis before
-            # the next batch, so it never disagrees with the journal
-            self._stale = True
-            log.warning("journal append failed", route_id=self.route_id, error=repr(exc))
-            return unavailable(self.route_id, sizes, UNCONFIRMED)
+            self._fenced = self._fenced or got.fenced
+            return unavailable(self.route_id, [len(c) for c, _ in ahead.batch], got.detail)
+        self.last_id = got
         self.since_snapshot += len(ahead.events)
         self._batches += 1
         self._durable = write.rows
-        if write.snapshot is not None and not self._stale:
+        if write.snapshot is not None:
             covered, self.since_snapshot = self.since_snapshot, 0
             self._snapshotting = asyncio.create_task(
                 self._write_snapshot(write.snapshot, self.last_id, covered)
             )
         return ahead.answers
-
-    def _rows_now(self) -> Rows:
-        return rows_of(self.state, self._generation, self._durable)
-
-    def _buyer_reads(self, events: list[Event]) -> tuple[bytes, list[Record]]:
-        return buyer_reads(self.state, self.epoch << 32 | (self._batches + 1), events)
 
     async def _reload(self) -> bool:
         """Rebuild memory from Redis after an unconfirmed write; False if Redis is down."""
@@ -357,9 +320,8 @@ class RouteActor:
             log.warning("reload failed", route_id=self.route_id, error=repr(exc))
             return False
         self.state, self.last_id, self._stale = state, last_id, False
-        self._batches += 1
-        self._generation += 1
-        self._durable = self._rows_now()
+        self._batches, self._generation = self._batches + 1, self._generation + 1
+        self._durable = writes.rows_of(self.state, self._generation, self._durable)
         log.info("route state reloaded", route_id=self.route_id, events=state.events_applied)
         return True
 

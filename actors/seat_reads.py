@@ -39,6 +39,22 @@ class SeatReads:
         for conn, req_id in readers:
             conn.answer(req_id, body)
 
+    def take(self, state: RouteState, version: int) -> tuple[list[tuple[Connection, int]], bytes]:
+        """The waiting readers and their answer, as of a batch being sent (handed out by
+        `hand_out` once it is confirmed)."""
+        readers, self.waiting = self.waiting, []
+        return readers, self.encode(state, version)
+
+    @staticmethod
+    def hand_out(readers: list[tuple[Connection, int]], body: bytes, stale: bool) -> None:
+        """Answer readers whose seat map was taken when a batch was sent, once it is
+        confirmed (or tell them to retry if it was not)."""
+        for conn, req_id in readers:
+            if stale:
+                conn.fail(req_id, "The route is reloading its state; retry.")
+            else:
+                conn.answer(req_id, body)
+
     def encode(self, state: RouteState, version: int) -> bytes:
         """The seat map of a state at a version, encoded once per version."""
         at, body = self._memo

@@ -17,16 +17,22 @@ the snapshot if one is due. It is handed out only once the append is confirmed.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
+
+import redis
+import structlog
 
 from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted
 from actors.domain.state import RouteState
 from actors.domain.views import Record, Result, availability_matrix, record
 from actors.plane.listener import Connection, Rows
-from actors.replies import Sink
-from actors.storage import journal
+from actors.replies import CLASHED, MOVED, UNCONFIRMED, Sink
+from actors.storage import journal, keys
 
 Batch = list[tuple[list[Command], Sink]]
+
+log = structlog.get_logger("ticketd.actor")
 
 
 @dataclass(slots=True)
@@ -53,6 +59,42 @@ class Write:
     #: seat-map readers to answer once the batch is confirmed, and the answer
     readers: list[tuple[Connection, int]] = field(default_factory=list)
     seat_map: bytes = b""
+    sent_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why an append did not land, for its batch's "unavailable" answers."""
+
+    detail: str
+    fenced: bool = False
+
+
+async def append_within(
+    seconds: float, writer: journal.Journal, payload: bytes, deadline: float | None,
+    markers: list[str], stored: bytes, records: list[Record],
+) -> str:  # fmt: skip
+    """One journal append, given up after `seconds` (then it may or may not have landed)."""
+    async with asyncio.timeout(seconds):
+        return await writer.append(payload, deadline, markers, stored, records)
+
+
+async def landed(append: asyncio.Task[str], route_id: str, epoch: int) -> str | Refused:
+    """The append's entry id, or why it did not land (logged)."""
+    try:
+        return await append
+    except journal.Fenced:
+        log.warning("route actor fenced", route_id=route_id, epoch=epoch)
+        return Refused(MOVED, fenced=True)
+    except journal.KeyClash:
+        # nothing was journalled: both the cached answer and this one say "not booked"
+        log.info("batch refused: a key was answered from a cache", route_id=route_id)
+        return Refused(CLASHED)
+    except (redis.RedisError, OSError, TimeoutError) as exc:
+        # it may or may not have landed: memory is rebuilt from Redis before the next
+        # batch, so it never disagrees with the journal
+        log.warning("journal append failed", route_id=route_id, error=repr(exc))
+        return Refused(UNCONFIRMED)
 
 
 def commands_of(batch: Batch) -> list[Command]:
@@ -94,6 +136,10 @@ def buyer_reads(state: RouteState, version: int, events: list[Event]) -> tuple[b
     return stored, [record(state.bookings[bid]) for bid in changed]
 
 
-def new_keys(events: list[Event]) -> list[tuple[str, str]]:
-    """(user, key) of the bookings a batch creates: their idempotency markers."""
-    return [(e.user, e.key) for e in events if isinstance(e, Held | Waitlisted)]
+def markers(route_id: str, events: list[Event]) -> list[str]:
+    """The idempotency markers of the bookings a batch creates (keys.idem_marker)."""
+    return [
+        keys.idem_marker(route_id, e.user, e.key)
+        for e in events
+        if isinstance(e, Held | Waitlisted)
+    ]

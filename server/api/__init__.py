@@ -6,6 +6,7 @@ Endpoints: `routes` (/v1/routes: define, read, availability, pages, admin list),
 
 Plumbing: `schemas` (strict msgspec request types), `openapi` (the document, from
 the same types), `auth` (bearer JWT), `problems` (problem+json), `query` (query
-parameters), `common` (bodies, JSON answers, ids), `middleware` (request ids and
-logs), `services` (what endpoints reach through the app state).
+parameters), `common` (bodies, JSON answers, ids, the endpoint guard), `middleware`
+(request ids and logs), `hot` (the booking POST as raw ASGI, ahead of Starlette's
+stack), `services` (what endpoints reach through the app state).
 """

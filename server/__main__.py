@@ -160,6 +160,10 @@ def _serve_http(settings: Settings, runtime: Runtime, sock: socket.socket | None
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # per-request layers nothing here reads: no endpoint looks at the client's address
+        # (X-Forwarded-For from a balancer), and "server: uvicorn" tells a client nothing
+        proxy_headers=False,
+        server_header=False,
     )
     server = uvicorn.Server(config)
 

@@ -304,12 +304,10 @@ class CachedMarks:
                 got = await pipe.execute()
             return [bool(x) for x in got]
         conn = await self._connection(self._url)
-        futures = conn.pipeline([resp.pack("SET", m, value, "NX", "EX", ttl) for m in markers])
-        await asyncio.wait([futures[-1]])  # replies come in order: the last means all
-        error = next((f.exception() for f in futures if f.exception() is not None), None)
-        if error is not None:  # every future's exception looked at: none left unretrieved
-            raise error
-        return [f.result() is not None for f in futures]
+        # one command per key, all the same but the key: the tail is packed once
+        head, tail = b"*6\r\n$3\r\nSET\r\n", resp.pack(value, "NX", "EX", ttl)[4:]
+        replies = await conn.pipeline([head + resp.bulk(m) + tail for m in markers])
+        return [reply is not None for reply in replies]
 
     async def _connection(self, url: str) -> resp.RespConnection:
         # one connection however many routes' calls ask at once: a lock, not a race that

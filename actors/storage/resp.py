@@ -37,6 +37,12 @@ def pack(*args: bytes | str | int | float) -> bytes:
     return b"".join(out)
 
 
+def bulk(arg: bytes | str) -> bytes:
+    """One RESP bulk string."""
+    raw = arg.encode() if isinstance(arg, str) else arg
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
 def supported(url: str) -> bool:
     """Whether this client can talk to url (redis:// and unix://; TLS stays on redis-py)."""
     return url.startswith(("redis://", "unix://"))
@@ -47,7 +53,7 @@ class RespConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._waiting: deque[asyncio.Future[Any] | _Gather] = deque()
         self._transport: asyncio.Transport | None = None
         self.open = False
 
@@ -88,16 +94,15 @@ class RespConnection(asyncio.Protocol):
         self._transport.write(packed)
         return future
 
-    def pipeline(self, packed: list[bytes]) -> list[asyncio.Future[Any]]:
-        """Send several packed commands in one write; a future per reply, in order (the
-        last one done means all are)."""
+    def pipeline(self, packed: list[bytes]) -> asyncio.Future[list[Any]]:
+        """Send several packed commands in one write; the future gets every reply, in
+        order (or the first error reply, raised)."""
         if not self.open or self._transport is None:
             raise redis.ConnectionError("the Redis connection is closed")
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in packed]
-        self._waiting.extend(futures)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Gather(future, len(packed)))
         self._transport.write(b"".join(packed))
-        return futures
+        return future
 
     def close(self) -> None:
         """Close; commands still waiting fail with ConnectionError."""
@@ -123,7 +128,12 @@ class RespConnection(asyncio.Protocol):
                 return
             if reply is False:
                 return
-            future = self._waiting.popleft()
+            future = self._waiting[0]
+            if isinstance(future, _Gather):
+                if future.take(reply):  # the pipeline's last reply
+                    self._waiting.popleft()
+                continue
+            self._waiting.popleft()
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -137,6 +147,31 @@ class RespConnection(asyncio.Protocol):
 
     def _fail_all(self, exc: Exception) -> None:
         waiting, self._waiting = self._waiting, deque()
-        for future in waiting:
+        for waiter in waiting:
+            future = waiter.future if isinstance(waiter, _Gather) else waiter
             if not future.done():
                 future.set_exception(exc)
+
+
+class _Gather:
+    """The replies of one pipeline, gathered for one future."""
+
+    __slots__ = ("future", "left", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+        self.future, self.left = future, count
+        self.replies: list[Any] = []
+
+    def take(self, reply: Any) -> bool:
+        """Add a reply; True once the last one came (the future is then settled)."""
+        self.replies.append(reply)
+        self.left -= 1
+        if self.left:
+            return False
+        if not self.future.done():
+            error = next((r for r in self.replies if isinstance(r, hiredis.ReplyError)), None)
+            if error is not None:
+                self.future.set_exception(redis.ResponseError(str(error)))
+            else:
+                self.future.set_result(self.replies)
+        return True

@@ -39,6 +39,24 @@ async def test_replies_come_back_in_order_and_errors_as_redis_errors(
         conn.close()
 
 
+async def test_a_pipeline_gets_every_reply_in_one_future_between_single_calls(
+    redis_client: redis.asyncio.Redis, redis_url: str
+) -> None:
+    conn = await resp.RespConnection.connect(redis_url)
+    try:
+        before = conn.call(resp.pack("INCR", "n"))
+        piped = conn.pipeline([resp.pack("INCR", "n") for _ in range(3)] + [resp.pack("GET", "x")])
+        after = conn.call(resp.pack("INCR", "n"))
+        assert (await before, await piped, await after) == (1, [2, 3, 4, None], 5)
+        # one error reply fails the pipeline's future, after all its replies are read
+        bad = conn.pipeline([resp.pack("SET", "s", "v"), resp.pack("LPUSH", "s", "x")])
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await bad
+        assert await conn.call(resp.pack("GET", "s")) == b"v"
+    finally:
+        conn.close()
+
+
 async def test_a_dead_server_fails_what_waits_and_refuses_new_calls(
     local_redis: EmbeddedRedis,
 ) -> None:

@@ -47,8 +47,8 @@ class RouteActor:
     """Serializes every change to one route's seats; Redis is the durable backstop."""
 
     def __init__(self, route_id: str, config: ActorConfig) -> None:
-        self.route_id = route_id
-        self.config = config
+        self.route_id, self.config = route_id, config
+        config.apply_niceness()
         self.policy = Policy(config.hold_seconds, config.user_cap)
         # recovery is synchronous on purpose: the actor serves nothing until it is done
         sync = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 
 #: Ray namespace holding every route actor, so all front ends find the same ones
@@ -25,3 +27,20 @@ class ActorConfig:
     #: It travels in the actor's creation arguments, i.e. inside Ray's GCS, which only
     #: holders of the cluster's Ray token reach (and they can run code on it anyway).
     plane_secret: str = field(default="", repr=False)
+    #: the actor process's niceness where the OS allows it (root, or CAP_SYS_NICE; else
+    #: Ray's 15 for its workers stays). A route's actor is the one serial step of its
+    #: sales: every wake-up it spends queued behind front-end or load-generator work
+    #: delays a whole batch (docs/benchmarks.md).
+    niceness: int = -5
+
+    def apply_niceness(self) -> None:
+        """Run this process, every thread of it, at `niceness`, if allowed."""
+        # Linux keeps a niceness per thread, and Ray starts its workers at 15 (below
+        # everything else on the node) with threads of their own already running
+        try:
+            threads = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:  # not Linux: the process
+            threads = [0]
+        for tid in threads:
+            with contextlib.suppress(OSError):  # not permitted: Ray's priority stands
+                os.setpriority(os.PRIO_PROCESS, tid, self.niceness)

@@ -27,13 +27,11 @@ def pack(*args: bytes | str | int | float) -> bytes:
     """One command as a RESP array of bulk strings."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
-            raw = arg
-        elif isinstance(arg, str):
-            raw = arg.encode()
-        else:
-            raw = repr(arg).encode() if isinstance(arg, float) else b"%d" % arg
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        if isinstance(arg, float):
+            arg = repr(arg)
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        out.append(bulk(arg))
     return b"".join(out)
 
 

@@ -47,14 +47,7 @@ async def read_json(
     if headers is None:
         headers = raw_headers(request)
     check_body_headers(headers)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _too_large()
-        chunks.append(chunk)
-    return decode_json(b"".join(chunks), decoder)
+    return decode_json(await receive_body(request.receive), decoder)
 
 
 def check_body_headers(headers: dict[bytes, str]) -> None:
@@ -72,7 +65,7 @@ def _too_large() -> Problem:
 
 
 async def receive_body(receive: Receive) -> bytes:
-    """The body of a raw ASGI request (the hot path's); 413 past MAX_BODY."""
+    """A request's body from its ASGI messages; 413 past MAX_BODY."""
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "ray-lost-test-secret-0123456789abcdef-0123"
@@ -35,13 +36,6 @@ print(c.address, flush=True)
 time.sleep(600)
 """
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _pids_with(marker: str) -> list[int]:
@@ -83,7 +77,7 @@ def ray_head() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
 
 
 def _front_end(address: str, redis_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETD_", "RAY_ADDRESS"))}
     env.update(
         TICKETD_PORT=str(port),

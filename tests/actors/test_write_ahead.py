@@ -48,7 +48,12 @@ async def test_requests_arriving_during_an_append_are_decided_on_it_and_journall
         first = asyncio.create_task(results(handle, [booking("a")]))
         await asyncio.sleep(PAUSE_MS / 4000)
         # decided while the first append waits: b takes the last seat, c is refused
+        decided = (await handle.info.remote())["commands"]
         later = [asyncio.create_task(results(handle, [booking(t)])) for t in ("b", "c")]
+        await asyncio.sleep(PAUSE_MS / 4000)
+        # a's append still waits, and b and c are decided already (not merely queued)
+        assert not first.done()
+        assert (await handle.info.remote())["commands"] == decided + 2
         (a,) = await first
         (b,), (c,) = await asyncio.gather(*later)
         assert a.kind == "created" and b.kind == "created"

@@ -64,6 +64,8 @@ class EmbeddedRedis:
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        #: the exit status of the last server that died during start(), if one did
+        self.failed_start_code: int | None = None
         #: where the log stood when the current server was spawned: its own lines follow
         self._log_offset = 0
 
@@ -93,6 +95,18 @@ class EmbeddedRedis:
     def logfile(self) -> Path:
         """The server's own log (its stdout and stderr too)."""
         return self._dir / _LOGFILE
+
+    def aof_mark(self) -> tuple[tuple[str, int, int], ...]:
+        """The AOF files' names, sizes and modification times: a server that wrote
+        anything since an earlier mark (a client's write, an AOF rewrite) changed it."""
+        marks = []
+        try:
+            for f in sorted((self._dir / "appendonlydir").iterdir()):
+                st = f.stat()
+                marks.append((f.name, st.st_size, st.st_mtime_ns))
+        except OSError:  # no AOF yet, or a file renamed under us by a rewrite
+            pass
+        return tuple(marks)
 
     @property
     def pidfile(self) -> Path:
@@ -126,6 +140,7 @@ class EmbeddedRedis:
                 self._proc = proc
                 return self.url
             exited = proc.poll() is not None
+            self.failed_start_code = proc.returncode
             process.terminate(proc)
             self._remove_pidfile(proc.pid)
             if not exited:

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,6 +33,7 @@ from server.api.problems import Problem, from_domain
 from server.api.services import Services, answer, services, trip
 from server.dispatch.channel import Channel
 
+log = structlog.get_logger("ticketd.bookings")
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
 #: (which answers the first result) even when the snapshot says sold out
 SEEN_KEYS_MAX = 200_000
@@ -76,6 +78,16 @@ def _sold_out(ch: Channel, klass: str, from_: str, to: str, n: int) -> Response:
             answers.clear()
         found = from_domain(SoldOut(ch.route.route_id, klass, from_, to, n).to_dict())
         answers[(klass, from_, to, n)] = found
+        # once per trip and party size: a rush of 409s is otherwise silent in the log,
+        # and an operator (or a test whose load sold its trips out) must see why
+        log.info(
+            "trip sold out, refusing from memory",
+            route_id=ch.route.route_id,
+            klass=klass,
+            from_station=from_,
+            to_station=to,
+            passengers=n,
+        )
     return found
 
 

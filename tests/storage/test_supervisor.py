@@ -13,7 +13,12 @@ import pytest
 import redis
 
 from actors.storage.redis_server import EmbeddedRedis
-from actors.storage.supervisor import Backoff, RedisSupervisor, describe_exit
+from actors.storage.supervisor import (
+    Backoff,
+    RedisSupervisor,
+    describe_exit,
+    killed_from_outside,
+)
 
 
 def _eventually(condition: Callable[[], bool], timeout: float) -> bool:
@@ -71,6 +76,12 @@ def test_describe_exit_names_the_signal() -> None:
     assert describe_exit(1) == "exited with code 1"
 
 
+def test_kills_from_outside_are_told_from_the_servers_own_failures() -> None:
+    assert killed_from_outside(-signal.SIGKILL) and killed_from_outside(-signal.SIGTERM)
+    assert not killed_from_outside(-signal.SIGSEGV) and not killed_from_outside(-signal.SIGABRT)
+    assert not killed_from_outside(1) and not killed_from_outside(None)
+
+
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
 def test_a_killed_server_is_back_on_the_same_port_and_aof_within_a_second(
     supervised: Callable[..., RedisSupervisor], tmp_path: Path
@@ -96,6 +107,58 @@ def test_a_killed_server_is_back_on_the_same_port_and_aof_within_a_second(
         assert record == {**record, "pid": server.pid, "port": int(url.split(":")[2][:-2])}
         assert sup.problem is None
         time.sleep(0.2)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_a_server_that_stored_writes_is_restarted_at_once_however_often_it_dies(
+    supervised: Callable[..., RedisSupervisor],
+) -> None:
+    """Killed again and again a moment after each restart, but each time after it stored
+    writes: that is a server that came up and served, not a crash loop (it once counted
+    as one, and the eighth restart waited 30 s)."""
+    sup = supervised()
+    server = sup.redis
+    for n in range(1, 9):
+        with redis.Redis.from_url(server.url) as client:
+            client.set("seat", f"v{n}")
+        old = server.pid
+        assert old is not None
+        killed = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+        assert _eventually(lambda n=n: sup.restarts == n, 5.0), sup.problem
+        healed = time.monotonic() - killed
+        assert healed < 1.0, f"restart {n} took {healed:.3f} s"
+    assert sup.problem is None
+    with redis.Redis.from_url(server.url) as client:
+        assert client.get("seat") == b"v8"
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_a_server_that_crashes_quickly_without_storing_anything_is_restarted_with_backoff(
+    supervised: Callable[..., RedisSupervisor],
+) -> None:
+    """Quick crashes of servers that wrote nothing (SIGSEGV: the server's own failure, as
+    with a bad disk or binary) back off: the third restart in a row waits. A SIGKILL in
+    between is someone else's doing and restarts at once."""
+    sup = supervised(Backoff(first=0.6, cap=4.0))
+    server = sup.redis
+
+    def die(how: signal.Signals, restarts: int) -> float:
+        old = server.pid
+        assert old is not None
+        killed = time.monotonic()
+        os.kill(old, how)
+        assert _eventually(lambda: sup.restarts == restarts, 8.0), sup.problem
+        return time.monotonic() - killed
+
+    assert die(signal.SIGSEGV, 1) < 1.0  # the first is always restarted at once
+    assert die(signal.SIGSEGV, 2) >= 0.6  # the second crash in a row waits `first`
+    waited = die(signal.SIGSEGV, 3)
+    assert waited >= 1.2, f"the third crash in a row was restarted after {waited:.3f} s"
+    assert die(signal.SIGKILL, 4) < 1.0, "killed from outside: not a crash loop"
+    assert die(signal.SIGSEGV, 5) < 1.0, "a killed server ended the run of crashes"
+    words = [e for e in server.logfile.read_text().splitlines() if "crashed by signal" in e]
+    assert words, "the crashes are the server's own (its log says so)"
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")

@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # the web console's browser tests drive Debian's Chromium (apt, as root: CI runs so)
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: install run test test-ray-up lint bench token clean
+.PHONY: install run test test-ray-up chaos lint bench token clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,13 @@ $(CHROMIUM_STAMP): $(STAMP)
 # Runs the whole test suite (real embedded Redis, real local Ray, headless Chromium).
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The nemesis soak: a flash sale on a local cluster (Redis, a Ray head and two nodes, two
+# front-end workers) under a seeded random schedule of kills and pauses, audited; its seed
+# replays it. CHAOS_ARGS overrides, e.g. CHAOS_ARGS="--seed 7 --duration 120".
+CHAOS_ARGS ?= --duration 600
+chaos: $(STAMP)
+	$(BIN)/python -m loadgen.nemesis $(CHAOS_ARGS)
 
 # `ray up` -> book -> `ray down` of cluster.yaml on this machine (head only, a private sshd
 # on 127.0.0.1), in Linux namespaces of its own: needs root; installs openssh-server and

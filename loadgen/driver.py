@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,10 @@ from loadgen.wire import Booking, decode
 
 LATE_S = 0.010
 MAX_BACKOFF_S = 1.0
+
+Listener = Callable[[Op, Answer, float, float], None]
+"""Told of every answered or failed request: (op, answer, intended send time, end time),
+loop times (the nemesis keeps the whole history this way)."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,10 @@ class Driver:
         stats: Stats,
         ledger: Ledger,
         limits: Limits,
+        listener: Listener | None = None,
     ) -> None:
         self.client = client
+        self.listener = listener
         self.workload = workload
         self.stats = stats
         self.ledger = ledger
@@ -177,10 +183,11 @@ class Driver:
             raise
         finally:
             self.in_flight -= 1
-        self.stats.record(
-            op.kind, answer.key, intended, self._loop.time(), answered=isinstance(answer, Reply)
-        )
+        ended = self._loop.time()
+        self.stats.record(op.kind, answer.key, intended, ended, answered=isinstance(answer, Reply))
         self._file(op, answer)
+        if self.listener is not None:
+            self.listener(op, answer, intended, ended)
         return answer
 
     async def _send(self, op: Op) -> Answer:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from random import Random
+from typing import Any
 
 import msgspec
 
@@ -15,7 +17,7 @@ from loadgen.audit import AuditResult, ServerState, audit
 from loadgen.auth import Tokens
 from loadgen.client import Answer, Failure, Reply, TicketdClient
 from loadgen.config import Config
-from loadgen.driver import Driver, Limits
+from loadgen.driver import Driver, Limits, Listener
 from loadgen.errors import RouteSetupFailed, ServerUnreachable
 from loadgen.ledger import Ledger
 from loadgen.plot import write_plot
@@ -33,9 +35,30 @@ NAME_TRIES = 8
 READ_TRIES = 3
 
 
-async def run(config: Config) -> Report:
+@dataclass(frozen=True)
+class Side:
+    """What a task run beside the load (`run(alongside=...)`) gets: the run's routes, its
+    ledger (requests filed there are audited with the load's), the tokens, the load's start
+    and deadline (loop times)."""
+
+    config: Config
+    routes: list[RouteDef]
+    ledger: Ledger
+    tokens: Tokens
+    start: float
+    deadline: float
+
+
+async def run(
+    config: Config,
+    *,
+    alongside: Callable[[Side], Coroutine[Any, Any, None]] | None = None,
+    listener: Listener | None = None,
+) -> Report:
     """Drive `config.scenario` against `config.url`, audit the result, write the report files.
 
+    `alongside` runs beside the load from its start (it must end by the deadline; it is
+    cancelled after the drain otherwise); `listener` hears of every request of the load.
     Raises ServerUnreachable or RouteSetupFailed when there is nothing to load.
     """
     loop = asyncio.get_running_loop()
@@ -67,17 +90,24 @@ async def run(config: Config) -> Report:
                 max_requests=config.max_requests,
                 drain=min(config.timeout, 5.0),
             )
-            driver = Driver(load, workload, stats, ledger, limits)
+            driver = Driver(load, workload, stats, ledger, limits, listener)
+            beside: asyncio.Task[None] | None = None
+            if alongside is not None:
+                side = Side(config, routes, ledger, tokens, stats.start, limits.deadline)
+                beside = asyncio.create_task(alongside(side))
             shown = None
             if config.progress:
                 progress = Progress(driver, config.duration)
                 shown = asyncio.create_task(progress.run(control, routes))
             try:
                 ended = await driver.run()
+                if beside is not None:
+                    await asyncio.wait_for(asyncio.shield(beside), limits.drain + 30.0)
             finally:
-                if shown is not None:
-                    shown.cancel()
-                    await asyncio.gather(shown, return_exceptions=True)
+                for task in (shown, beside):
+                    if task is not None and not task.done():
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
         left = {route_id(r): await seats_left(control, r) for r in routes}
         server = await read_server(control, routes)
 

@@ -55,10 +55,11 @@ def existing(route_id: str) -> Any | None:
 class Directory:
     """Caches actor handles per route id."""
 
-    def __init__(self, config: ActorConfig) -> None:
+    def __init__(self, config: ActorConfig, route_nodes: dict[str, str] | None = None) -> None:
         self.config = config
         self._handles: dict[str, Any] = {}
-        self._placement = Placement(config.redis_url)
+        # route_nodes: the Ray labels of the nodes route actors run on (placement.py)
+        self._placement = Placement(config.redis_url, route_nodes)
 
     def get(self, route_id: str) -> Any:
         """Cached handle, or get-or-create (blocking on a miss)."""

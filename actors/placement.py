@@ -20,6 +20,11 @@ spread over them, not all on one: a node starts only as many worker processes at
 it has cores, so four actors restarting on one 2-core node took two rounds (4 s more than
 one). Each activation records where it really runs (record()). Routes are not moved
 when a node joins (a move is a short outage of the route): new activations fill it.
+
+`only` (TICKETD_ROUTE_NODES, e.g. `ticketd-routes=yes`) keeps route actors on the nodes
+carrying those Ray labels (`ray start --labels`), say off the head, whose loss no route
+survives anyway (it holds the GCS). When none of them is alive, a route still starts
+anywhere (a warning says so): a route that cannot run is worse than one in the wrong place.
 """
 
 from __future__ import annotations
@@ -73,15 +78,19 @@ def preference(route_id: str, nodes: list[str]) -> list[str]:
     return sorted(nodes, key=weight, reverse=True)
 
 
-def node_options(node: str, then: list[str] | None = None) -> dict[str, Any]:
-    """Run on `node`; when it cannot (it died, say), on the first of `then` that can, and
-    at last on any other node.
+def node_options(
+    node: str, then: list[str] | None = None, only: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run on `node`; when it cannot (it died, say), on the first of `then` that can, then
+    on any other node with the labels `only`, and at last on any other node.
 
     Label selectors on the node id with fallbacks, not a soft
     NodeAffinitySchedulingStrategy: on one machine with three Ray nodes, Ray placed a
     soft-affine 0-CPU actor elsewhere about half the time; the selector held every time.
     """
     fallbacks = [{"label_selector": {NODE_LABEL: n}} for n in then or [] if n != node]
+    if only:
+        fallbacks.append({"label_selector": {**only, NODE_LABEL: f"!{node}"}})
     fallbacks.append({"label_selector": {NODE_LABEL: f"!{node}"}})
     return {"label_selector": {NODE_LABEL: node}, "fallback_strategy": fallbacks}
 
@@ -92,16 +101,24 @@ def record(client: redis.Redis, route_id: str, node_id: str) -> None:
     client.hset(keys.PLACEMENT, route_id, node_id)
 
 
-def alive_nodes() -> list[str]:
-    """Ids (hex) of the nodes the GCS considers alive (a GCS round trip: blocking)."""
-    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+def alive_nodes(only: dict[str, str] | None = None) -> list[str]:
+    """Ids (hex) of the nodes the GCS considers alive, those with the labels `only` if
+    given (a GCS round trip: blocking)."""
+    nodes = ray.nodes()  # type: ignore[no-untyped-call]
+    return [n["NodeID"] for n in nodes if n.get("Alive") and labelled(n.get("Labels"), only)]
+
+
+def labelled(labels: dict[str, str] | None, only: dict[str, str] | None) -> bool:
+    """Whether a node's labels include every one of `only` (no `only`: every node does)."""
+    return not only or all((labels or {}).get(k) == v for k, v in only.items())
 
 
 class Placement:
     """Chooses and records the node of each route actor activation."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, only: dict[str, str] | None = None) -> None:
         self._redis_url = redis_url
+        self._only = only or None
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()  # callers run on worker threads (asyncio.to_thread)
 
@@ -121,8 +138,16 @@ class Placement:
     def options(self, route_id: str) -> dict[str, Any]:
         """Ray actor options placing a new activation of the route's actor."""
         try:
-            nodes = alive_nodes()
-            if len(nodes) < 2:
+            nodes = alive_nodes(self._only)
+            if not nodes and self._only:
+                log.warning(
+                    "no alive node has the labels %s (TICKETD_ROUTE_NODES): route %s "
+                    "starts on any node",
+                    self._only,
+                    route_id,
+                )
+                return {}
+            if len(nodes) < 2 and not self._only:
                 return {}  # one node: nothing to choose
             node = self.choose(route_id, nodes)
         except (redis.RedisError, OSError) as exc:
@@ -131,7 +156,7 @@ class Placement:
             return {"scheduling_strategy": "SPREAD"}
         # where Ray restarts it if that node dies: the route's next nodes by hash, so the
         # routes of a dead node spread over the survivors
-        return node_options(node, preference(route_id, nodes))
+        return node_options(node, preference(route_id, nodes), self._only)
 
     def close(self) -> None:
         """Close the Redis connection, if any."""

@@ -108,7 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 idle_seconds=settings.idle_seconds,
                 plane_secret=settings.cluster_secret,
             )
-            gateway = Gateway(settings, client, Directory(config))
+            gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)
             finder = Search(client, rt.redis_url, gateway, settings.availability_refresh)
             app.state.services = Services(

@@ -50,6 +50,28 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return raw
 
 
+def parse_labels(text: str) -> dict[str, str]:
+    """`key=value[,key=value]` as a dict; ValueError says what is wrong."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ValueError(f"{part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _labels(env: Mapping[str, str], name: str) -> dict[str, str]:
+    raw = env.get(f"TICKETD_{name}", "")
+    try:
+        return parse_labels(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"TICKETD_{name}={raw!r}: {exc}; use Ray node labels as key=value[,key=value], "
+            "e.g. ticketd-routes=yes."
+        ) from None
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(f"TICKETD_{name}", "").strip().lower()
     if raw == "":
@@ -101,6 +123,9 @@ class Settings:
     #: front-end processes on this node sharing the port (server/boot/workers.py); 1: the
     #: server process serves HTTP itself
     workers: int = 1
+    #: Ray node labels route actors run on (actors/placement.py), e.g. keep them off the
+    #: head: TICKETD_ROUTE_NODES=ticketd-routes=yes with `ray start --labels` on the others
+    route_nodes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +160,7 @@ class Settings:
             plane_request_timeout=_float(env, "PLANE_REQUEST_TIMEOUT", 5.0, 0.5, 600.0),
             # one per core: Python serves one core per process
             workers=_int(env, "WORKERS", cores(), 1, 256),
+            route_nodes=_labels(env, "ROUTE_NODES"),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)

@@ -2,7 +2,8 @@
 
 - the embedded Redis (AOF, fsync always) under `RedisSupervisor`, as `make run` keeps it;
 - a Ray cluster (`ray.cluster_utils.Cluster`): a head and `nodes` worker nodes, each its
-  own raylet with its own worker processes, with the GCS health checks cluster.yaml gives
+  own raylet with its own worker processes, route actors on the worker nodes only
+  (TICKETD_ROUTE_NODES), with the GCS health checks cluster.yaml gives
   the head (deploy/ray_system_config.json), so a lost or frozen node is declared dead in
   about 3 s;
 - one front end, `python -m server` with TICKETD_WORKERS workers, joined to the cluster
@@ -41,6 +42,10 @@ SYSTEM_CONFIG: dict[str, Any] = json.loads((REPO / "deploy" / "ray_system_config
 #: so a lost node's actors restart side by side rather than one after another
 NODE_CPUS = 2
 FRONT_END = "-m server worker"
+#: the worker nodes' Ray label, and the front end's TICKETD_ROUTE_NODES: route actors run
+#: on worker nodes only, which are what the nemesis kills and freezes (never the head: it
+#: holds the GCS, which this deployment runs without fault tolerance)
+ROUTE_LABEL = {"ticketd-routes": "yes"}
 
 
 def prepare_environment() -> Path:
@@ -125,7 +130,7 @@ class Deployment:
             },
         )
         for _ in range(self.nodes):
-            self.cluster.add_node(num_cpus=NODE_CPUS)
+            self.cluster.add_node(num_cpus=NODE_CPUS, labels=ROUTE_LABEL)
         self.cluster.wait_for_nodes(60)
         self.redis.start()
         self.supervisor = RedisSupervisor(self.redis)
@@ -141,6 +146,7 @@ class Deployment:
             TICKETD_JWT_SECRET=self.secret,
             TICKETD_CLUSTER_SECRET=self.secret,
             TICKETD_WORKERS=str(self.workers),
+            TICKETD_ROUTE_NODES=",".join(f"{k}={v}" for k, v in ROUTE_LABEL.items()),
             TICKETD_USER_CAP="1000",
             TICKETD_LOG_JSON="1",
         )
@@ -269,7 +275,7 @@ class Deployment:
             try:
                 with contextlib.suppress(Exception):
                     self.cluster.remove_node(node, allow_graceful=False)
-                self.cluster.add_node(num_cpus=NODE_CPUS)
+                self.cluster.add_node(num_cpus=NODE_CPUS, labels=ROUTE_LABEL)
                 self.nodes_added += 1
                 after()
                 done.set_result(None)

@@ -85,7 +85,7 @@ def test_a_dead_nodes_routes_fall_back_to_different_survivors(
     # processes at once as it has cores). alive_nodes is the GCS's list: four fake ids
     # stand in for a four-node Ray here; tests/cluster runs the real one.
     nodes = [*NODES, "d" * 56]
-    monkeypatch.setattr(placement_module, "alive_nodes", lambda: nodes)
+    monkeypatch.setattr(placement_module, "alive_nodes", lambda only=None: nodes)
     placement = Placement(redis_url)
     try:
         options = {f"F{n}-20261201": placement.options(f"F{n}-20261201") for n in range(24)}
@@ -102,3 +102,33 @@ def test_a_dead_nodes_routes_fall_back_to_different_survivors(
             # where this route restarts when nodes[0] dies: its first other alive node
             survivors[then[0]] += 1
     assert len(survivors) == 3, f"nodes[0]'s routes fall back to every survivor: {survivors}"
+
+
+def test_route_nodes_keep_actors_on_labelled_nodes_and_fall_back_to_any(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TICKETD_ROUTE_NODES: only nodes with the labels are chosen or named as fallbacks
+    # before "any other node", which stays last: a route must run somewhere
+    only = {"ticketd-routes": "yes"}
+    gcs = [
+        {"NodeID": "h" * 56, "Alive": True, "Labels": {"ray.io/node-id": "h" * 56}},
+        {"NodeID": "a" * 56, "Alive": True, "Labels": {"ticketd-routes": "yes"}},
+        {"NodeID": "b" * 56, "Alive": True, "Labels": {"ticketd-routes": "yes"}},
+        {"NodeID": "c" * 56, "Alive": False, "Labels": {"ticketd-routes": "yes"}},
+    ]
+    monkeypatch.setattr(placement_module.ray, "nodes", lambda: gcs)
+    assert placement_module.alive_nodes(only) == ["a" * 56, "b" * 56]
+    assert placement_module.alive_nodes() == ["h" * 56, "a" * 56, "b" * 56]
+    placement = Placement(redis_url, only)
+    try:
+        for n in range(8):
+            opts = placement.options(f"N{n}-20261201")
+            chosen = opts["label_selector"][NODE_LABEL]
+            assert chosen in ("a" * 56, "b" * 56)
+            last_two = [f["label_selector"] for f in opts["fallback_strategy"][-2:]]
+            assert last_two == [{**only, NODE_LABEL: f"!{chosen}"}, {NODE_LABEL: f"!{chosen}"}]
+        # none of the labelled nodes alive: the route starts anywhere
+        monkeypatch.setattr(placement_module.ray, "nodes", lambda: gcs[:1])
+        assert placement.options("N9-20261201") == {}
+    finally:
+        placement.close()

@@ -20,6 +20,12 @@ def test_defaults_match_the_contract() -> None:
         None,
     )
     assert s.data_dir == Path("data")
+    assert s.route_nodes == {}
+
+
+def test_route_nodes_are_ray_labels() -> None:
+    s = Settings.from_env({"TICKETD_ROUTE_NODES": "ticketd-routes=yes, zone = b"})
+    assert s.route_nodes == {"ticketd-routes": "yes", "zone": "b"}
 
 
 @pytest.mark.parametrize(
@@ -34,6 +40,7 @@ def test_defaults_match_the_contract() -> None:
         ({"TICKETD_CLUSTER_SECRET": "short"}, "TICKETD_CLUSTER_SECRET must be at least 32"),
         ({"TICKETD_PLANE_TRANSPORT": "udp"}, "TICKETD_PLANE_TRANSPORT='udp' must be one of"),
         ({"TICKETD_PLANE_REQUEST_TIMEOUT": "0"}, "TICKETD_PLANE_REQUEST_TIMEOUT=0.0 is out"),
+        ({"TICKETD_ROUTE_NODES": "routes"}, "TICKETD_ROUTE_NODES='routes': 'routes' is not"),
     ],
 )
 def test_bad_configuration_names_the_variable_to_fix(env: dict[str, str], needle: str) -> None:

@@ -7,8 +7,8 @@
 - recovery: after each fault's end (a frozen node: its start), every route acknowledges a
   booking (201 or 202, so its route actor and storage answered, not a front end's memory)
   sent after that moment, within the fault kind's bound (schedule.BOUNDS). Overlapping
-  faults share a deadline: a fault that starts before the last one healed extends it to
-  its own.
+  faults share a deadline: one still unhealed when another begins, or beginning before
+  another healed, lends it its deadline if later.
 - loadgen's audit, over the whole run, is checked by the caller.
 """
 
@@ -141,38 +141,44 @@ def recover(
 ) -> list[Recovery]:
     """Each injected fault's recovery against its bound (see the module's doc)."""
     done = sorted((f for f in faults if f.skipped is None), key=lambda f: f.started)
-    out = []
+    since = {f.n: f.started if f.kind in FROM_START else f.ended for f in done}
+    healed: dict[int, float | None] = {}
+    slowest: dict[int, str] = {}
     for f in done:
-        since = f.started if f.kind in FROM_START else f.ended
-        acks = first_acks(seen, since, routes)
+        acks = first_acks(seen, since[f.n], routes)
         missing = [r for r, t in acks.items() if t is None]
         if missing:
-            healed, slowest = None, missing[0]
+            healed[f.n], slowest[f.n] = None, missing[0]
         else:
-            slowest = max(acks, key=lambda r: acks[r] or 0.0)
-            healed = acks[slowest]
-        deadline = since + BOUNDS[f.kind]
-        # a fault that began before this one healed (or before its deadline) may hold it up
-        changed = True
-        while changed:
-            changed = False
+            slowest[f.n] = max(acks, key=lambda r: acks[r] or 0.0)
+            healed[f.n] = acks[slowest[f.n]]
+    # Overlapping faults share a deadline: one that was still unhealed when this one
+    # began (it may be what holds the routes up), or that began before this one healed,
+    # lends its deadline when later; repeated until nothing changes (chains of overlaps).
+    until = {n: end if at is None else at for n, at in healed.items()}
+    deadline = {f.n: since[f.n] + BOUNDS[f.kind] for f in done}
+    changed = True
+    while changed:
+        changed = False
+        for f in done:
             for g in done:
-                if f.started <= g.started <= min(deadline, healed if healed else end):
-                    stretched = (g.started if g.kind in FROM_START else g.ended) + BOUNDS[g.kind]
-                    if stretched > deadline:
-                        deadline, changed = stretched, True
-        seconds = None if healed is None else round(healed - since, 3)
-        ok = healed is not None and healed <= deadline
-        if healed is None and deadline >= end:
+                overlaps = g.started <= until[f.n] and until[g.n] >= f.started
+                if g is not f and overlaps and deadline[g.n] > deadline[f.n]:
+                    deadline[f.n], changed = deadline[g.n], True
+    out = []
+    for f in done:
+        at = healed[f.n]
+        ok = at is not None and at <= deadline[f.n]
+        if at is None and deadline[f.n] >= end:
             ok = True  # the run ended before the bound: nothing to judge (kept quiet at the end)
         out.append(
             Recovery(
                 n=f.n,
                 kind=f.kind,
-                seconds=seconds,
-                allowed=round(deadline - since, 3),
+                seconds=None if at is None else round(at - since[f.n], 3),
+                allowed=round(deadline[f.n] - since[f.n], 3),
                 counted_from="start" if f.kind in FROM_START else "end",
-                slowest_route=slowest,
+                slowest_route=slowest[f.n],
                 ok=ok,
             )
         )

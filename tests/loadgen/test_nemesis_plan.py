@@ -96,3 +96,16 @@ def test_a_frozen_node_counts_from_the_freeze_and_an_overlapping_fault_stretches
     seen = [_book("R1", 12.0, 27.0, 201), _book("R1", 24.0, 27.0, 201)]
     first, second = judge(seen, [freeze, pause], ["R1"], 60.0).recoveries
     assert first.allowed == 23.0 + BOUNDS["redis-pause"] - 10.0 and first.ok and second.ok
+
+
+def test_a_fault_held_up_by_an_earlier_one_still_unhealed_gets_that_ones_deadline() -> None:
+    # a node frozen at 10 s (its routes move within 15 s), then a front-end worker paused
+    # 11-12 s: the routes come back at 20 s, late for the pause's 3 s but not for the node
+    freeze = Done(n=1, kind="node-pause", target="n", started=10.0, ended=17.0)
+    pause = Done(n=2, kind="fe-pause", target="w", started=11.0, ended=12.0)
+    seen = [_book("R1", 12.5, 20.0, 201)]
+    first, second = judge(seen, [freeze, pause], ["R1"], 60.0).recoveries
+    assert first.ok and second.ok and second.allowed == 10.0 + BOUNDS["node-pause"] - 12.0
+    # alone, the same slow answer after a pause fails it
+    (alone,) = judge(seen, [pause], ["R1"], 60.0).recoveries
+    assert not alone.ok

@@ -231,6 +231,17 @@ class Deployment:
             return []
         return sorted(p for p in children().get(self.front.pid, []) if FRONT_END in cmdline(p))
 
+    def workers_ready(self) -> int:
+        """How many times a front-end worker has said "ticketd ready" (its log)."""
+        try:
+            return (
+                (self.work / "front.log")
+                .read_text(errors="replace")
+                .count('"event": "ticketd ready"')
+            )
+        except OSError:
+            return 0
+
     def worker_nodes(self) -> list[Any]:
         """The worker nodes alive (never the head: it holds the GCS, which this
         deployment runs without fault tolerance)."""

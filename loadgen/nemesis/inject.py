@@ -90,17 +90,17 @@ class Nemesis:
         if len(workers) < 2:
             raise NoTarget("fewer than two front-end workers serving")
         pid = rnd.choice(workers)
+        ready = self.dep.workers_ready()
         killed = time.monotonic()
         signal_all([pid], signal.SIGKILL)
-        task = asyncio.create_task(self._replaced(f, pid, killed))
+        task = asyncio.create_task(self._replaced(f, ready, killed))
         self._after.add(task)
         return f"front-end worker pid {pid}", {}
 
-    async def _replaced(self, f: Fault, pid: int, killed: float) -> None:
-        """Note when the front end has all its workers again (none of them `pid`)."""
+    async def _replaced(self, f: Fault, ready: int, killed: float) -> None:
+        """Note when the killed worker's replacement serves (it logs "ticketd ready")."""
         while time.monotonic() - killed < REPLACE_TIMEOUT:
-            workers = self.dep.front_end_workers()
-            if len(workers) >= self.dep.workers and pid not in workers:
+            if self.dep.workers_ready() > ready:
                 took = round(time.monotonic() - killed, 2)
                 for d in self.done:
                     if d.n == f.n:

@@ -20,7 +20,7 @@ from loadgen.config import Config
 from loadgen.nemesis.deployment import Deployment
 from loadgen.nemesis.inject import Nemesis
 from loadgen.nemesis.probe import probe
-from loadgen.nemesis.schedule import BOUNDS, KINDS, Fault, plan
+from loadgen.nemesis.schedule import BOUNDS, FROM_START, KINDS, Fault, plan
 from loadgen.nemesis.verdict import Done, Seen, Verdict, judge
 from loadgen.runner import Side, run
 from loadgen.scenarios import Op
@@ -255,10 +255,28 @@ def _summary(r: NemesisReport) -> None:
     print(f"  never silent: {v.silent} unanswered, {v.cut} cut by killed workers, "
           f"{v.unexplained_cuts} unexplained, {v.bad_answers} bad answers")  # fmt: skip
     print(f"  faults injected by kind: {r.faults_by_kind}")
-    worst: dict[str, float] = {}
-    for rec in v.recoveries:
-        if rec.seconds is not None:
-            worst[rec.kind] = max(worst.get(rec.kind, 0.0), rec.seconds)
-    print(f"  worst recovery by kind (s): {worst}")
+    print(recovery_table(r))
     for line in v.failures:
         print(f"  FAILURE: {line}")
+    for line in v.examples[:10]:
+        print(f"    e.g. {line}")
+
+
+def recovery_table(r: NemesisReport) -> str:
+    """Per fault kind: how many, recovery median and worst, the bound (markdown)."""
+    rows = ["| fault | injected | recovery median (s) | worst (s) | bound (s) | counted from |",
+            "|---|--:|--:|--:|--:|---|"]  # fmt: skip
+    for kind in KINDS:
+        secs = sorted(x.seconds for x in r.verdict.recoveries
+                      if x.kind == kind and x.seconds is not None)  # fmt: skip
+        if not secs:
+            continue
+        median = secs[len(secs) // 2]
+        start = "the freeze" if kind in FROM_START else "the signal (a pause: SIGCONT)"
+        rows.append(f"| {kind} | {r.faults_by_kind.get(kind, 0)} | {median:.2f} | "
+                    f"{secs[-1]:.2f} | {BOUNDS[kind]:g} | {start} |")  # fmt: skip
+    replaced = [d.replaced_after for d in r.faults if d.replaced_after is not None]
+    if replaced:
+        rows.append(f"\nfront-end workers replaced after a SIGKILL in {min(replaced):.1f}-"
+                    f"{max(replaced):.1f} s")  # fmt: skip
+    return "\n".join(rows)

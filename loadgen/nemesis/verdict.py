@@ -71,6 +71,8 @@ class Verdict(msgspec.Struct, kw_only=True):
     cut: int  # connections cut by a killed front-end worker (allowed)
     unexplained_cuts: int  # connection failures no fault explains
     bad_answers: int  # 5xx but 503, or a 503 without Retry-After
+    #: the first few requests behind each failure above, for a post-mortem
+    examples: list[str]
     recoveries: list[Recovery]
     failures: list[str]
 
@@ -86,16 +88,28 @@ def judge(
     failures: list[str] = []
     kills = [f.started for f in faults if f.kind == "fe-kill" and f.skipped is None]
     silent = cut = unexplained = bad = 0
+    examples: list[str] = []
+
+    def example(why: str, s: Seen) -> None:
+        if len(examples) < 20:
+            examples.append(
+                f"{why}: {s.op} on {s.route_id} sent at {s.sent:.3f} s, ended {s.done:.3f} s: "
+                f"{s.failure or s.status}"
+            )
+
     for s in seen:
         if s.status == 0:
             if s.failure == "timeout":
                 silent += 1
+                example("unanswered", s)
             elif any(k - 0.05 <= s.done <= k + CUT_WINDOW for k in kills):
                 cut += 1
             else:
                 unexplained += 1
+                example("connection failed", s)
         elif (s.status >= 500 and s.status != 503) or (s.status == 503 and not s.retry_after):
             bad += 1
+            example("bad answer", s)
     if silent:
         failures.append(f"{silent} requests got no answer within the client timeout")
     if unexplained:
@@ -118,6 +132,7 @@ def judge(
         cut=cut,
         unexplained_cuts=unexplained,
         bad_answers=bad,
+        examples=examples,
         recoveries=recoveries,
         failures=failures,
     )

@@ -28,6 +28,9 @@ def configure(json: bool | None = None, level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # one write per line, newline included (PrintLogger writes the newline apart): the
+        # front end's workers share the supervisor's stderr, and another process's line
+        # could otherwise land between a message and its newline (tests/server/test_logs.py)
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )

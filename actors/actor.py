@@ -20,7 +20,7 @@ import ray
 import redis
 import structlog
 
-from actors import placement, writes, zombie
+from actors import heap, placement, writes, zombie
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
 from actors.domain.messages import Command, encode
@@ -74,18 +74,18 @@ class RouteActor:
         #: deactivating: new requests are answered GONE (not run) and go to the successor
         self._closing = False
         self._last_call = time.monotonic()
-        self._batches = 0
+        self._batches = self._commands = 0
         self._append_seconds = 0.0  # spent waiting for Redis to confirm appends
-        self._commands = 0
         #: bumped by every reload: a reloaded inventory counts its versions from 0 again
         self._generation = 0
-        #: per class, the availability row as Redis has it (never a row of an unconfirmed
-        #: batch), tagged (generation, inventory version) so a connection can tell news
+        #: per class, the availability row as Redis has it (never a row of an unconfirmed batch),
+        #: tagged (generation, inventory version) so a connection can tell news
         self._durable: Rows = writes.rows_of(self.state, self._generation, {})
         #: the append in flight, and the requests decided on top of it (actors/writes.py)
         self._writing: Write | None = None
         self._ahead: Ahead | None = None
         self._seat_reads = SeatReads()  # the web console's seat map (actors/seat_reads.py)
+        self._heap = heap.keep(config.gc_freeze_seconds)  # no long GC pauses in batches
         log.info(
             "route actor activated",
             route_id=route_id,
@@ -96,8 +96,7 @@ class RouteActor:
 
     @property
     def _version(self) -> int:
-        # monotonic across activations (the epoch only grows), so a front end can always
-        # tell the newer of two availability matrices
+        # monotonic across activations (the epoch only grows): a front end tells the newer matrix
         return self.epoch << 32 | self._batches
 
     # ---- control plane (Ray methods) ------------------------------------------------
@@ -144,6 +143,7 @@ class RouteActor:
             "commands": self._commands,
             "append_seconds": round(self._append_seconds, 6),
             "idle_seconds": round(time.monotonic() - self._last_call, 3),
+            "heap": None if self._heap is None else self._heap.figures(),
         }
 
     async def sweep(self) -> bytes:
@@ -365,10 +365,10 @@ class RouteActor:
                 return
 
     def _can_deactivate(self) -> bool:
-        # live holds need no actor: the front ends' keeper reactivates the route when the
-        # earliest one falls due (keys.HOLDS). No batch may be mid-write either (e.g. a
-        # keeper's sweep()): its events are in memory but its entry id is not in last_id
-        # yet, so a snapshot now would make recovery apply them twice.
+        # live holds need no actor: the front ends' keeper reactivates the route when the earliest
+        # one falls due (keys.HOLDS). No batch may be mid-write either (e.g. a keeper's sweep()):
+        # its events are in memory but its entry id is not in last_id yet, so a snapshot now would
+        # make recovery apply them twice.
         return not self._pending and (self._writer is None or self._writer.done())
 
     async def _deactivate(self) -> None:
@@ -389,9 +389,9 @@ class RouteActor:
         if self._plane is not None and self._plane.done() and not self._plane.exception():
             # front ends see their connections close now, not when the process is gone
             self._plane.result().close()
-        # the kill waits a moment: closing a transport takes a loop turn, and Ray frees the
-        # actor's name before the process is gone, so a front end that looked the route up
-        # would otherwise still find the old connection open and lose a request on it
+        # the kill waits a moment: closing a transport takes a loop turn, and Ray frees the actor's
+        # name before the process is gone, so a front end that looked the route up would otherwise
+        # still find the old connection open and lose a request on it
         asyncio.get_running_loop().call_later(_CLOSE_SECONDS, self._kill_self)
 
     @staticmethod

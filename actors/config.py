@@ -32,6 +32,8 @@ class ActorConfig:
     #: sales: every wake-up it spends queued behind front-end or load-generator work
     #: delays a whole batch (docs/benchmarks.md).
     niceness: int = -5
+    #: freeze the actor's heap this often (actors/heap.py); 0: CPython's own collector
+    gc_freeze_seconds: float = 1.0
 
     def apply_niceness(self) -> None:
         """Run this process, every thread of it, at `niceness`, if allowed."""

@@ -146,6 +146,7 @@ def _serve_http(settings: Settings, runtime: Runtime, sock: socket.socket | None
     """Serve the app with uvicorn until SIGINT/SIGTERM or the Ray cluster is gone."""
     import uvicorn
 
+    from actors import heap
     from server.app import create_app
     from server.boot.http import HttpProtocol
 
@@ -182,6 +183,7 @@ def _serve_http(settings: Settings, runtime: Runtime, sock: socket.socket | None
         server.should_exit = True  # a plain flag: safe from the watch's thread
 
     runtime.watch_ray(ray_lost)
+    heap.keep(settings.gc_freeze_seconds)  # full collections off the hot path: actors/heap.py
     server.run(sockets=None if sock is None else [sock])
 
 

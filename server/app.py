@@ -107,6 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 snapshot_every=settings.snapshot_every,
                 idle_seconds=settings.idle_seconds,
                 plane_secret=settings.cluster_secret,
+                gc_freeze_seconds=settings.gc_freeze_seconds,
             )
             gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)

@@ -126,6 +126,9 @@ class Settings:
     #: Ray node labels route actors run on (actors/placement.py), e.g. keep them off the
     #: head: TICKETD_ROUTE_NODES=ticketd-routes=yes with `ray start --labels` on the others
     route_nodes: dict[str, str] = field(default_factory=dict)
+    #: every front-end worker and route actor freezes its heap this often, keeping full
+    #: garbage collections off the hot path (actors/heap.py); 0: CPython's own collector
+    gc_freeze_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +164,7 @@ class Settings:
             # one per core: Python serves one core per process
             workers=_int(env, "WORKERS", cores(), 1, 256),
             route_nodes=_labels(env, "ROUTE_NODES"),
+            gc_freeze_seconds=_float(env, "GC_FREEZE_SECONDS", 1.0, 0.0, 600.0),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)

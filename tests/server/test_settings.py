@@ -21,6 +21,7 @@ def test_defaults_match_the_contract() -> None:
     )
     assert s.data_dir == Path("data")
     assert s.route_nodes == {}
+    assert s.gc_freeze_seconds == 1.0
 
 
 def test_route_nodes_are_ray_labels() -> None:
@@ -41,6 +42,7 @@ def test_route_nodes_are_ray_labels() -> None:
         ({"TICKETD_PLANE_TRANSPORT": "udp"}, "TICKETD_PLANE_TRANSPORT='udp' must be one of"),
         ({"TICKETD_PLANE_REQUEST_TIMEOUT": "0"}, "TICKETD_PLANE_REQUEST_TIMEOUT=0.0 is out"),
         ({"TICKETD_ROUTE_NODES": "routes"}, "TICKETD_ROUTE_NODES='routes': 'routes' is not"),
+        ({"TICKETD_GC_FREEZE_SECONDS": "-1"}, "TICKETD_GC_FREEZE_SECONDS=-1.0 is out of range"),
     ],
 )
 def test_bad_configuration_names_the_variable_to_fix(env: dict[str, str], needle: str) -> None:

@@ -1,4 +1,4 @@
-"""Where a new route actor runs: the alive node holding the fewest routes (DESIGN §7).
+"""Where a new route actor runs: the alive node holding the fewest routes (docs/architecture.md).
 
 Ray's SPREAD strategy is best-effort for 0-CPU actors: in one of four two-node runs all
 six route actors landed on one node, whose failure would then take every route. So a

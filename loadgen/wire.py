@@ -1,4 +1,4 @@
-"""The JSON shapes of the ticketd HTTP contract (DESIGN.md §5) that loadgen sends and reads.
+"""The JSON shapes of the ticketd HTTP contract (docs/architecture.md) that loadgen sends and reads.
 
 Replies are decoded leniently (fields loadgen does not use are ignored) because the audit must
 read whatever the server says; requests are encoded strictly (optional fields left out when

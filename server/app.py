@@ -1,4 +1,4 @@
-"""The Starlette application: the HTTP contract of DESIGN.md §5, assembled.
+"""The Starlette application: the HTTP contract (docs/architecture.md), assembled.
 
 The endpoints live in server/api/, one module per resource (`routes`, `bookings`,
 `search`, `system`); this module lists them in matching order and runs the

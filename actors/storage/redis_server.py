@@ -1,5 +1,5 @@
 """The embedded Redis-compatible server ticketd runs without TICKETD_REDIS_URL, and the
-persistence check for an external Redis (DESIGN §4)."""
+persistence check for an external Redis (docs/architecture.md)."""
 
 from __future__ import annotations
 

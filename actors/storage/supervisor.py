@@ -1,4 +1,4 @@
-"""Keeps the embedded Redis alive: notices its death at once and restarts it (DESIGN §4).
+"""Keeps the embedded Redis alive: notices its death at once and restarts it (docs/architecture.md).
 
 A restart uses the same data directory (so the same AOF: every acknowledged write comes
 back) and the same port (so every client's URL, the route actors' included, stays valid;

@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md §5, one module per resource.
+"""The HTTP contract (docs/architecture.md), one module per resource.
 
 Endpoints: `routes` (/v1/routes: define, read, availability, pages, admin list),
 `bookings` (book, read, pay, cancel, change, your own), `search` (/v1/search),

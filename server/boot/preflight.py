@@ -19,7 +19,7 @@ import redis
 from actors.storage.persistence import check_persistence_sync
 from server.settings import Settings
 
-#: the oldest Redis ticketd is built and tested for (DESIGN §4); Valkey reports
+#: the oldest Redis ticketd is built and tested for (docs/architecture.md); Valkey reports
 #: redis_version 7.2.4 for compatibility, so it passes
 MIN_REDIS = (7, 0)
 _TIMEOUT = 3.0

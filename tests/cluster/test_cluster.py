@@ -1,4 +1,4 @@
-"""Scale-out (DESIGN.md §7): route actors spread over Ray nodes and survive losing them.
+"""Scale-out (docs/architecture.md): route actors spread over Ray nodes and survive losing them.
 
 The cluster runs in tests/cluster/cluster_scenario.py, in a subprocess: this pytest session may
 already hold a local Ray of its own, and one process can be the driver of only one.

@@ -1,4 +1,4 @@
-"""A small in-memory ticketd (DESIGN.md §5) with switchable faults, for testing loadgen's audit.
+"""A small in-memory ticketd with switchable faults, for testing loadgen's audit.
 
 Modes:
 - honest: sells each seat segment once and reports every booking.

@@ -1,8 +1,8 @@
 """The Starlette application: the HTTP contract (docs/architecture.md), assembled.
 
-The endpoints live in server/api/, one module per resource (`routes`, `bookings`,
-`search`, `system`); this module lists them in matching order and runs the
-lifespan that starts the front end's services and stops them.
+The endpoints are listed once in `server/contract.py` (their handlers live in server/api/,
+one module per resource, and server/console/); this module makes the routes from that
+table and runs the lifespan that starts the front end's services and stops them.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import redis.asyncio as aredis
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
 
 from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.storage import routes_store
 from actors.storage.persistence import check_persistence
 from actors.storage.user_index import UserIndex
-from server import console
-from server.api import bookings, routes, search, system
+from server import console, contract
+from server.api import endpoint, openapi, system
 from server.api.auth import Authenticator
 from server.api.hot import HotPath
 from server.api.middleware import RequestContext
@@ -39,26 +38,8 @@ log = structlog.get_logger("ticketd.app")
 #: Redis connections of one front end (route definitions, listing, readiness)
 _REDIS_CONNECTIONS = 64
 
-ROUTES = [
-    # the hot path first: Starlette tries routes in order, ~5 µs each
-    Route("/v1/routes/{route_id}/bookings", bookings.book, methods=["POST"]),
-    Route("/v1/routes/{route_id}/availability", routes.availability, methods=["GET"]),
-    Route("/v1/routes", routes.create_route, methods=["POST"]),
-    Route("/v1/search", search.search, methods=["GET"]),
-    Route("/v1/bookings", bookings.own_bookings, methods=["GET"]),
-    Route("/v1/routes", routes.list_routes, methods=["GET"]),
-    Route("/v1/routes/{route_id}", routes.get_route, methods=["GET"]),
-    Route("/v1/routes/{route_id}/bookings", routes.route_bookings, methods=["GET"]),
-    Route("/v1/bookings/{booking_id}", bookings.get_booking, methods=["GET"]),
-    Route("/v1/bookings/{booking_id}", bookings.cancel, methods=["DELETE"]),
-    Route("/v1/bookings/{booking_id}/confirm", bookings.confirm, methods=["POST"]),
-    Route("/v1/bookings/{booking_id}/change", bookings.change, methods=["POST"]),
-    Route("/healthz", system.healthz, methods=["GET"]),
-    Route("/readyz", system.readyz, methods=["GET"]),
-    Route("/metrics", system.metrics_endpoint, methods=["GET"]),
-    Route("/openapi.json", system.openapi_endpoint, methods=["GET"]),
-    *console.ROUTES,  # the web console: pages, its static files, seat map, admin JSON
-]
+#: the Starlette routes of every endpoint of the contract, in its order (hot path first)
+ROUTES = endpoint.routes(contract.ENDPOINTS)
 
 
 _SHUTDOWN_STEP_SECONDS = 5.0
@@ -134,10 +115,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             if own:
                 rt.stop()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         # the booking hot path first: it answers its route without the layers below it
         middleware=[HotPath.middleware(), RequestContext.middleware()],
         exception_handlers={HTTPException: system.http_error, Exception: system.server_error},
     )
+    app.state.openapi = openapi.document()  # from the same table as ROUTES
+    return app

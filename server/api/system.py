@@ -13,7 +13,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server import metrics
-from server.api import openapi
 from server.api.common import json_response
 from server.api.problems import problem_response
 from server.api.services import services
@@ -51,7 +50,8 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def openapi_endpoint(request: Request) -> Response:
-    return Response(openapi.document(), media_type="application/json")
+    # made from the table of endpoints when the app is (server/app.py)
+    return Response(request.app.state.openapi, media_type="application/json")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -29,7 +29,7 @@ from server.api.hot import HotPath
 from server.api.middleware import RequestContext
 from server.api.services import Services
 from server.boot.runtime import Runtime
-from server.catalog.search import Search
+from server.catalog.finder import Search
 from server.dispatch.gateway import Gateway
 from server.settings import Settings
 

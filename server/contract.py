@@ -30,7 +30,7 @@ from server.api.endpoint import (
     query,
 )
 from server.console import admin, pages, seats
-from server.console import schemas as console
+from server.console import payloads as console
 
 #: what every call about one booking of the caller's can answer besides its own problems
 _BOOKING = ("unauthorized", "not-found", *CALL_ERRORS)

@@ -33,12 +33,6 @@ ACTOR_CALL = Histogram(
     buckets=_LATENCY,
     registry=REGISTRY,
 )
-REDIS_APPEND = Histogram(
-    "ticketd_redis_append_seconds",
-    "Redis journal append latency reported by route actors",
-    buckets=_LATENCY,
-    registry=REGISTRY,
-)
 QUEUE_DEPTH = Gauge(
     "ticketd_queue_depth", "Requests waiting for an actor call, all routes", registry=REGISTRY
 )

@@ -58,7 +58,6 @@ MAX_FRAME = 64 * 1024 * 1024
 HANDSHAKE_SECONDS = 5.0
 
 _HEAD = struct.Struct(">IIB")
-HEAD_SIZE = _HEAD.size
 _LENGTH = struct.Struct(">I")
 _ID_OP = struct.Struct(">IB")
 

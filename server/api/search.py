@@ -1,6 +1,6 @@
 """`GET /v1/search`: every train of a date from A to B with seats per class.
 
-Answers from the search read model (server/catalog/search.py): the station index
+Answers from the search read model (server/catalog/finder.py): the station index
 of the date and the front end's availability snapshots, never one actor call per
 request.
 """

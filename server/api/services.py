@@ -15,7 +15,7 @@ from actors.storage.user_index import UserIndex
 from server.api.auth import Authenticator
 from server.api.common import json_response
 from server.api.problems import from_domain
-from server.catalog.search import Search
+from server.catalog.finder import Search
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
 from server.settings import Settings

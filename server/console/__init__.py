@@ -12,9 +12,9 @@ import asyncio
 from starlette.applications import Starlette
 
 from server.console.admin import ActorWatch
+from server.console.context import Console
 from server.console.sampler import Sampler
 from server.console.seats import SeatMaps
-from server.console.services import Console
 
 __all__ = ["start"]
 

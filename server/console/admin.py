@@ -19,10 +19,10 @@ from server.api import query
 from server.api.common import endpoint, json_response
 from server.api.problems import Problem
 from server.api.services import services
-from server.console import schemas as out
+from server.console import payloads as out
+from server.console.context import Console
 from server.console.sampler import HISTORY, Sampler
 from server.console.seats import SeatMaps
-from server.console.services import Console
 
 log = structlog.get_logger("ticketd.console")
 

@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 
 from actors.domain.route import pair_index
 from server import metrics
-from server.console import schemas as out
+from server.console import payloads as out
 from server.dispatch.gateway import Gateway
 
 #: seconds of history kept (the curve shows up to this much)

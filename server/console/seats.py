@@ -22,7 +22,7 @@ from actors.domain.views import SeatMap
 from actors.plane import protocol
 from server.api.common import endpoint
 from server.api.problems import Problem
-from server.console import schemas as out
+from server.console import payloads as out
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
 from server.flight import SingleFlight

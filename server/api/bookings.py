@@ -32,6 +32,7 @@ from server.api.common import (
 from server.api.problems import Problem, from_domain
 from server.api.services import Services, answer, services, trip
 from server.dispatch.channel import Channel
+from server.dispatch.errors import NoSuchRoute
 
 log = structlog.get_logger("ticketd.bookings")
 #: idempotency keys this front end forwarded recently: their repeats must reach the actor
@@ -149,9 +150,7 @@ async def _own_booking(request: Request) -> tuple[Services, str, str, Channel]:
     booking_id = request.path_params["booking_id"]
     try:
         ch = await svc.gateway.channel(route_of_booking(booking_id))
-    except Problem as p:
-        if p.type != "not-found":
-            raise
+    except NoSuchRoute:
         raise Problem("not-found", f"There is no booking {booking_id} for you.") from None
     return svc, user.id, booking_id, ch
 

@@ -19,6 +19,7 @@ from starlette.types import Receive
 from actors.domain.errors import DomainError
 from server import metrics
 from server.api.problems import Problem, problem_response
+from server.dispatch.errors import DispatchError
 
 log = structlog.get_logger("ticketd.http")
 
@@ -175,7 +176,8 @@ class Guard:
             response = await answer
         except Problem as p:
             response = problem_response(p.type, p.detail, p.extra)
-        except DomainError as err:  # the front end checks input with the domain's rules
+        except (DomainError, DispatchError) as err:  # input checked by the domain's rules,
+            # or a route's actor out of reach: each error carries its problem type and data
             response = problem_response(err.type, err.detail, err.data)
         except redis.RedisError as exc:
             # the front end's own Redis reads (route definitions): a client can retry

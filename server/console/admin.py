@@ -23,6 +23,7 @@ from server.console import payloads as out
 from server.console.context import Console
 from server.console.sampler import HISTORY, Sampler
 from server.console.seats import SeatMaps
+from server.dispatch.errors import DispatchError
 
 log = structlog.get_logger("ticketd.console")
 
@@ -140,7 +141,7 @@ async def admin_routes(request: Request) -> Response:
         if route.route_id in live:
             try:
                 got = await maps.get(await reads.gateway.channel(route.route_id))
-            except Problem:
+            except DispatchError:
                 got = None
             if got is not None:
                 m = got.seats

@@ -24,6 +24,7 @@ from server.api.common import endpoint
 from server.api.problems import Problem
 from server.console import payloads as out
 from server.dispatch.channel import Channel
+from server.dispatch.errors import DispatchError
 from server.dispatch.gateway import Gateway
 from server.flight import SingleFlight
 
@@ -69,7 +70,7 @@ class SeatMaps:
         route_id = ch.route.route_id
         try:
             raw = await self.gateway.read(ch, protocol.OP_SEATS)
-        except Problem:
+        except DispatchError:
             old = self._maps.get(route_id)
             if old is not None:
                 return old  # the last known map rather than a failed page

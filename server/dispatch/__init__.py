@@ -1,9 +1,10 @@
-"""The front end's side of the route actors.
+"""The front end's side of the route actors (docs/architecture.md, "The planes").
 
-`gateway` batches each route's requests (no timer), admits or refuses them (503 with
-Retry-After), answers sold-out from the snapshot, and resends to a successor after
-a deactivation; `channel` is one route as this front end sees it; `link` is one
-authenticated data-plane connection to one route actor (actors/plane/); `readiness`
-is /readyz's Ray check, one in flight however many probes come; `refusals` marks
-the keys of cached sold-out answers in Redis, one write per event-loop turn.
+`gateway` is the endpoints' one entry: the routes this front end knows (`channel`: one
+route as it sees it) and the parts below, one concept each: `connector` (Ray finds the
+actor, `link` is the authenticated data-plane socket to it), `batches` (per-route
+batching and admission, 503 with Retry-After when full), `reads` (availability and seat
+maps), `refusals` (Redis marks of keys answered "sold out" from memory, one write per
+loop turn), `holds` (overdue holds of sleeping routes), `readiness` (/readyz), and
+`errors` (why a route's actor could not be reached, as data).
 """

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from starlette.responses import Response
 
 from actors.domain.messages import Command
 from actors.domain.route import RouteDef
 from actors.domain.views import Reply, Result, RouteView
 from server.dispatch.link import Link
+
+_reply = msgspec.msgpack.Decoder(Reply)
 
 
 class Channel:
@@ -62,6 +65,12 @@ class Channel:
         if self.seat_names is None:
             self.seat_names = {(s.coach, s.name): (s.index, s.klass) for s in self.route.seats()}
         return self.seat_names
+
+    def take_raw(self, raw: bytes) -> Reply:
+        """Decode an actor's reply and take its availability rows (see `take`)."""
+        reply = _reply.decode(raw)
+        self.take(reply)
+        return reply
 
     def take(self, reply: Reply) -> None:
         """Merge a reply's availability rows (only the classes that changed since the

@@ -1,4 +1,5 @@
-"""/readyz's Ray check: one call in flight at a time, bounded from when it began.
+"""/readyz: do Redis and Ray answer? Ray's check runs one call at a time, bounded from
+when it began.
 
 With the GCS gone, `ray.cluster_resources` never returns. A new thread per probe would
 pile up in the loop's default executor (6 threads on 2 cores), where every other
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 import ray
+import redis.asyncio as aredis
 
 #: how long Ray may take to answer before /readyz says it fails
 _RAY_CHECK_SECONDS = 5.0
@@ -37,3 +39,26 @@ class RayCheck:
         if left <= 0:
             raise TimeoutError
         return bool(await asyncio.wait_for(asyncio.shield(self._call), left))
+
+
+class Readiness:
+    """Whether this front end's Redis and Ray answer (for /readyz)."""
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self.client = client
+        self._ray = RayCheck()  # one in flight at a time
+
+    async def check(self) -> dict[str, str]:
+        """ "ok" or "failing: <why>" for each of redis and ray."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.client.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failing: {type(exc).__name__}"
+        try:
+            ok = ray.is_initialized() and await self._ray.answers()
+            checks["ray"] = "ok" if ok else "failing: not connected"
+        except Exception as exc:
+            checks["ray"] = f"failing: {type(exc).__name__}"
+        return checks

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 
 import redis.asyncio as aredis
@@ -94,7 +93,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             auth = Authenticator(settings.jwt_secret)
             finder = Search(client, rt.redis_url, gateway, settings.availability_refresh)
             app.state.services = Services(
-                settings, auth, gateway, client, finder, UserIndex(client), OrderedDict()
+                settings, auth, gateway, client, finder, UserIndex(client)
             )
             indexed = await routes_store.ensure_indexed(client)
             if indexed:

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from actors.domain.errors import SoldOut
 from actors.domain.messages import Book, Cancel, Change, Confirm, GetBooking, Passenger
-from actors.domain.route import pair_index
 from actors.storage import user_index
 from server import metrics
 from server.api import query, schemas
@@ -35,9 +34,6 @@ from server.dispatch.channel import Channel
 from server.dispatch.errors import NoSuchRoute
 
 log = structlog.get_logger("ticketd.bookings")
-#: idempotency keys this front end forwarded recently: their repeats must reach the actor
-#: (which answers the first result) even when the snapshot says sold out
-SEEN_KEYS_MAX = 200_000
 #: sold-out answers kept per route (trips x classes x party sizes asked)
 _SOLD_OUT_ANSWERS = 1024
 
@@ -120,21 +116,15 @@ async def place(
     i, j = trip(ch, body.from_, body.to, body.klass)
     picked = picked_seats(ch, body) if body.seats else []
     route_id = ch.route.route_id
-    scoped = (user.id, key)
     n = len(body.passengers)
-    if not body.waitlist and scoped not in svc.seen_keys:
-        matrix = svc.gateway.fresh_matrix(ch)
-        sold_out = matrix is not None and matrix[body.klass][pair_index(i, j, ch.view.n)] < n
-        # sold out per a snapshot at most AVAILABILITY_REFRESH old: no actor call, unless
-        # some front end already forwarded this key (then only the actor knows the answer)
-        if sold_out and await svc.gateway.first_sight(route_id, user.id, key):
-            metrics.SOLD_OUT_CACHED.inc()
-            return _sold_out(ch, body.klass, body.from_, body.to, n)
+    refusals = svc.gateway.refusals
+    # no actor call for a trip the snapshot shows sold out (server/dispatch/refusals.py)
+    if not body.waitlist and await refusals.sold_out(ch, user.id, key, body.klass, i, j, n):
+        metrics.SOLD_OUT_CACHED.inc()
+        return _sold_out(ch, body.klass, body.from_, body.to, n)
     # the fingerprint tells a retry (same body) from a reuse of the key (different body)
     fingerprint = hashlib.sha256(route_id.encode() + msgspec.json.encode(body)).hexdigest()[:32]
-    svc.seen_keys[scoped] = None
-    if len(svc.seen_keys) > SEEN_KEYS_MAX:
-        svc.seen_keys.popitem(last=False)
+    refusals.forwarded(user.id, key)
     cmd = Book(
         new_booking_id(route_id), user.id, key, fingerprint, body.from_, body.to, body.klass,
         [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,

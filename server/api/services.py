@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
@@ -31,8 +30,6 @@ class Services:
     client: aredis.Redis
     search: Search
     users: UserIndex
-    #: idempotency keys this front end forwarded recently (see api/bookings.py)
-    seen_keys: OrderedDict[tuple[str, str], None]
 
 
 def services(request: Request) -> Services:

@@ -10,7 +10,7 @@ import msgspec
 from starlette.responses import Response
 
 from actors.domain.messages import Command
-from actors.domain.route import RouteDef
+from actors.domain.route import RouteDef, pair_index
 from actors.domain.views import Reply, Result, RouteView
 from server.dispatch.link import Link
 
@@ -65,6 +65,13 @@ class Channel:
         if self.seat_names is None:
             self.seat_names = {(s.coach, s.name): (s.index, s.klass) for s in self.route.seats()}
         return self.seat_names
+
+    def free_seats(self, klass: str, i: int, j: int, max_age: float) -> int | None:
+        """Free `klass` seats from station i to j per the snapshot, if it is at most
+        `max_age` seconds old; None otherwise."""
+        if self.matrix is None or time.monotonic() - self.fetched > max_age:
+            return None
+        return self.matrix[klass][pair_index(i, j, self.view.n)]
 
     def take_raw(self, raw: bytes) -> Reply:
         """Decode an actor's reply and take its availability rows (see `take`)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
 
 from actors.directory import Directory
@@ -25,11 +24,11 @@ from actors.storage import journal, routes_store
 from server.dispatch.batches import Batches
 from server.dispatch.channel import Channel
 from server.dispatch.connector import Connector
-from server.dispatch.errors import NoSuchRoute, RouteUnavailable
+from server.dispatch.errors import NoSuchRoute
 from server.dispatch.holds import HoldKeeper
 from server.dispatch.readiness import Readiness
 from server.dispatch.reads import Reads
-from server.dispatch.refusals import RefusalMarks
+from server.dispatch.refusals import Refusals
 from server.flight import SingleFlight
 from server.settings import Settings
 
@@ -48,8 +47,9 @@ class Gateway:
         self.reads = Reads(settings, connector)
         self.holds = HoldKeeper(client, connector)
         self.readiness = Readiness(client)
-        # cached refusals' marks, coalesced per loop turn (server/dispatch/refusals.py)
-        self._refusals = RefusalMarks(journal.CachedMarks(client, directory.config.redis_url))
+        # sold out from memory, unless an actor journalled the key (refusals.py)
+        marks = journal.CachedMarks(client, directory.config.redis_url)
+        self.refusals = Refusals(marks, settings.availability_refresh)
 
     # ---- routes -------------------------------------------------------------------
 
@@ -113,16 +113,8 @@ class Gateway:
         """Requests waiting across all routes (for metrics)."""
         return self.batches.queue_depth(self.channels())
 
-    async def first_sight(self, route_id: str, user: str, key: str) -> bool:
-        """Mark a booking key as answered from the cache; True if no actor journalled it
-        (and no front end answered it so) before: see keys.idem_marker."""
-        try:
-            return await self._refusals.first(route_id, user, key)
-        except (redis.RedisError, OSError):
-            raise RouteUnavailable(route_id) from None
-
     def close_links(self) -> None:
         """Close every data-plane connection (shutdown)."""
-        self._refusals.close()
+        self.refusals.close()
         for ch in self._channels.values():
             Connector.close(ch)

@@ -1,27 +1,73 @@
-"""Cached "sold out" answers, marked in Redis in coalesced writes.
+"""One rule, in one place: a booking is answered "sold out" from the front end's
+snapshot, unless some actor journalled its key (docs/architecture.md, "Answers from
+memory"; the guarantees are in the README, "Sold out, answered from memory").
 
-A front end answers a booking "sold out" from its availability snapshot only for a key
-no actor journalled (a retry of a booking that exists must get its first answer), and it
-marks the key `c<time>` before answering, so a first attempt still in flight at any
-front end is refused by the append script instead of booked (keys.idem_marker). That
-mark is the only I/O a cached refusal costs, and it is shared: every refusal of one
-event-loop turn, whatever their number and routes, waits on one pipelined write of
-`SET NX` commands, so a sold-out rush costs Redis one round trip (one fsync) per loop
-turn, not one per request.
+`Refusals.sold_out` decides it for the booking endpoint. A key this front end forwarded
+to an actor recently always goes to the actor again: a retry of a booking that exists
+must get its first answer. Otherwise, when the snapshot (at most
+TICKETD_AVAILABILITY_REFRESH old) shows too few seats, the key is marked `c<time>` in
+Redis before the 409 (keys.idem_marker): a first attempt of it still in flight at any
+front end is then refused by the append script instead of booked. That mark is the only
+I/O a cached refusal costs, and it is shared (`RefusalMarks`): every refusal of one
+event-loop turn, whatever their number and routes, waits on one pipelined write of `SET
+NX` commands, so a sold-out rush costs Redis one round trip (one fsync) per loop turn,
+not one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 import redis
 import structlog
 
 from actors.storage.journal import CachedMarks
+from server.dispatch.channel import Channel
+from server.dispatch.errors import RouteUnavailable
 
 log = structlog.get_logger("ticketd.refusals")
 
 _Pending = list[tuple[str, str, str, "asyncio.Future[bool]"]]
+#: idempotency keys this front end forwarded recently: their repeats must reach the actor
+#: (which answers the first result) even when the snapshot says sold out
+SEEN_KEYS_MAX = 200_000
+
+
+class Refusals:
+    """Which bookings this front end may answer "sold out" itself."""
+
+    def __init__(self, marks: CachedMarks, refresh: float, seen_max: int = SEEN_KEYS_MAX):
+        self.marks = RefusalMarks(marks)
+        self.refresh = refresh
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._seen_max = seen_max
+
+    async def sold_out(
+        self, ch: Channel, user: str, key: str, klass: str, i: int, j: int, n: int
+    ) -> bool:
+        """True if the booking of `n` seats of `klass` from station i to j is answered
+        sold out now, its key marked; RouteUnavailable if the mark cannot be written."""
+        if (user, key) in self._seen:
+            return False  # only the actor knows this key's answer
+        free = ch.free_seats(klass, i, j, self.refresh)
+        if free is None or free >= n:
+            return False
+        try:
+            return await self.marks.first(ch.route.route_id, user, key)
+        except (redis.RedisError, OSError):
+            raise RouteUnavailable(ch.route.route_id) from None
+
+    def forwarded(self, user: str, key: str) -> None:
+        """Remember that this key goes to an actor (the oldest of too many is forgotten)."""
+        seen = self._seen
+        seen[(user, key)] = None
+        if len(seen) > self._seen_max:
+            seen.popitem(last=False)
+
+    def close(self) -> None:
+        """Close the marks' own connection (shutdown)."""
+        self.marks.close()
 
 
 class RefusalMarks:

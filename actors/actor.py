@@ -23,13 +23,14 @@ import structlog
 from actors import heap, placement, writes, zombie
 from actors.config import ActorConfig
 from actors.domain.decide import Policy, run_batch
-from actors.domain.messages import Command, encode
-from actors.domain.state import next_deadline, to_snapshot
+from actors.domain.messages import Command
+from actors.domain.state import to_snapshot
 from actors.domain.views import Reply, Result
 from actors.plane.listener import Connection, PlaneServer, Rows
 from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
 from actors.seat_reads import SeatReads
 from actors.storage import journal
+from actors.storage.formats import availability_version
 from actors.storage.recovery import publish_recovered, recover
 from actors.writes import Ahead, Batch, Refused, Write
 
@@ -96,8 +97,8 @@ class RouteActor:
 
     @property
     def _version(self) -> int:
-        # monotonic across activations (the epoch only grows): a front end tells the newer matrix
-        return self.epoch << 32 | self._batches
+        # monotonic across activations: a front end tells the newer matrix
+        return availability_version(self.epoch, self._batches)
 
     # ---- control plane (Ray methods) ------------------------------------------------
 
@@ -264,16 +265,13 @@ class RouteActor:
         the journal plus this batch, what its confirmation hands out."""
         write = Write(ahead, None, writes.rows_of(self.state, self._generation, self._durable))
         if ahead.events:
-            markers = writes.markers(self.route_id, ahead.events)
-            version = self.epoch << 32 | (self._batches + 1)
-            stored, records = writes.buyer_reads(self.state, version, ahead.events)
+            # taken now, when memory is exactly the journal plus this batch
+            version = availability_version(self.epoch, self._batches + 1)
+            batch = journal.batch_write(self.route_id, ahead.events, self.state, version)
             # asyncio.timeout, not wait_for: no extra task per write beyond this one
             write.append = asyncio.create_task(
-                writes.append_within(
-                    self.config.write_timeout, self._get_journal(), encode(ahead.events),
-                    next_deadline(self.state), markers, stored, records,
-                )
-            )  # fmt: skip
+                writes.append_within(self.config.write_timeout, self._get_journal(), batch)
+            )
             due = self.since_snapshot + len(ahead.events)
             idle = self._snapshotting is None or self._snapshotting.done()
             if idle and due >= max(self.config.snapshot_every, len(self.state.bookings)):

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import redis
 import structlog
 
-from actors.domain.messages import Command, Event, Held, Sweep, Waitlisted
+from actors.domain.messages import Command, Event, Sweep
 from actors.domain.state import RouteState
-from actors.domain.views import Record, Result, availability_matrix, record
+from actors.domain.views import Result
 from actors.plane.listener import Connection, Rows
 from actors.replies import CLASHED, MOVED, UNCONFIRMED, Sink
-from actors.storage import journal, keys
+from actors.storage import journal
 
 Batch = list[tuple[list[Command], Sink]]
 
@@ -70,13 +70,11 @@ class Refused:
     fenced: bool = False
 
 
-async def append_within(
-    seconds: float, writer: journal.Journal, payload: bytes, deadline: float | None,
-    markers: list[str], stored: bytes, records: list[Record],
-) -> str:  # fmt: skip
+async def append_within(seconds: float, writer: journal.Journal, batch: journal.BatchWrite
+                        ) -> str:  # fmt: skip
     """One journal append, given up after `seconds` (then it may or may not have landed)."""
     async with asyncio.timeout(seconds):
-        return await writer.append(payload, deadline, markers, stored, records)
+        return await writer.write(batch)
 
 
 async def landed(append: asyncio.Task[str], route_id: str, epoch: int) -> str | Refused:
@@ -125,21 +123,3 @@ def rows_of(state: RouteState, generation: int, held: Rows) -> Rows:
         had = held.get(klass)
         rows[klass] = had if had is not None and had[0] == tag else (tag, inv.matrix(klass))
     return rows
-
-
-def buyer_reads(state: RouteState, version: int, events: list[Event]) -> tuple[bytes, list[Record]]:
-    """What a batch's append also stores for reads that wake no actor: the availability
-    after it (at `version`, as its replies carry it) and the latest record of each
-    booking it changed (for its user's list)."""
-    stored = journal.encode_availability(version, availability_matrix(state))
-    changed = dict.fromkeys(e.booking_id for e in events)
-    return stored, [record(state.bookings[bid]) for bid in changed]
-
-
-def markers(route_id: str, events: list[Event]) -> list[str]:
-    """The idempotency markers of the bookings a batch creates (keys.idem_marker)."""
-    return [
-        keys.idem_marker(route_id, e.user, e.key)
-        for e in events
-        if isinstance(e, Held | Waitlisted)
-    ]

@@ -20,7 +20,7 @@ from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.storage import routes_store
 from actors.storage.persistence import check_persistence
-from actors.storage.user_index import UserIndex
+from actors.storage.read_side import UserIndex
 from server import console, contract
 from server.api import endpoint, openapi, system
 from server.api.auth import Authenticator

@@ -8,7 +8,7 @@ tests then fuzz it with the rest (docs/architecture.md, "The HTTP contract's rul
 
 from __future__ import annotations
 
-from actors.storage.user_index import MEMBER_PATTERN
+from actors.storage.formats import MEMBER_PATTERN
 from server.api import bookings, routes, search, system
 from server.api import schemas as api
 from server.api.endpoint import (

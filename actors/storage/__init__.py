@@ -4,7 +4,9 @@
 - `journal`: the fenced, append-only journal and snapshots of a route;
 - `resp`: the lean hiredis connection for the actor's one hot-path append;
 - `routes_store`: route definitions and their indexes (by date, by station);
-- `user_index`: a user's own bookings across routes;
+- `formats`: what the actors store for readers, and its codecs, each defined once;
+- `read_side`: what a front end reads of storage (users' booking lists, stored
+  availability) and the one mark it writes;
 - `persistence`: is an external Redis durable enough to acknowledge bookings?
 - `redis_server`: the embedded Redis-compatible server (start, adopt, stop);
 - `supervisor`: keeps the embedded Redis alive, restarting it with backoff.

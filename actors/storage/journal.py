@@ -8,8 +8,6 @@ Redis answers only after the AOF is written (and fsynced with
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +18,11 @@ import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors.domain.messages import Event, decode_events
-from actors.domain.views import Record
-from actors.storage import keys, resp, user_index
+from actors.domain.messages import Event, Held, Waitlisted, decode_events, encode
+from actors.domain.state import RouteState, next_deadline
+from actors.domain.views import Record, availability_matrix, record
+from actors.storage import keys, resp
+from actors.storage.formats import encode_availability, encode_record, member
 
 #: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
 #: batch creates. ARGV: epoch, events, route id, next hold deadline ('' if none), marker
@@ -90,26 +90,6 @@ return 1
 """
 
 
-class StoredAvailability(msgspec.Struct, array_like=True):
-    """A route's availability as its actor stores it for front ends (keys.availability)."""
-
-    version: int
-    matrix: dict[str, list[int]]
-
-
-_availability = msgspec.msgpack.Decoder(StoredAvailability)
-
-
-def encode_availability(version: int, matrix: dict[str, list[int]]) -> bytes:
-    """What keys.availability holds."""
-    return msgspec.msgpack.encode(StoredAvailability(version, matrix))
-
-
-def decode_availability(raw: bytes) -> StoredAvailability:
-    """Decode keys.availability (raises msgspec.DecodeError if it is not one)."""
-    return _availability.decode(raw)
-
-
 def publish_availability(client: redis.Redis, route_id: str, epoch: int, payload: bytes) -> None:
     """Store availability outside an append (at activation), fenced like an append (sync)."""
     script = client.register_script(_PUBLISH_AVAILABILITY)
@@ -124,6 +104,56 @@ def publish_availability(client: redis.Redis, route_id: str, epoch: int, payload
 def _netstrings(parts: list[bytes]) -> bytes:
     # the append script splits this back into fields (see _APPEND)
     return b"".join(b"%d:%b" % (len(p), p) for p in parts)
+
+
+def _record_fields(records: list[Record]) -> list[bytes]:
+    """Per record, the five fields the append script writes (see _APPEND): its user's two
+    keys, its member and id, and the record.
+
+    The keys travel as arguments, not KEYS: like keys.HOLDS, that holds on the one Redis
+    primary ticketd targets, not across a Redis Cluster's slots."""
+    out: list[bytes] = []
+    for rec in records:
+        out += [
+            keys.user_bookings(rec.user).encode(),
+            keys.user_records(rec.user).encode(),
+            member(rec).encode(),
+            rec.booking_id.encode(),
+            encode_record(rec),
+        ]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """Everything one batch stores, worked out from its events and the state after them
+    (`batch_write`); `Journal.write` stores it in one fenced round trip."""
+
+    payload: bytes
+    next_deadline: float | None
+    markers: list[str]
+    availability: bytes
+    records: list[Record]
+
+
+def batch_write(route_id: str, events: list[Event], state: RouteState, version: int
+                ) -> BatchWrite:  # fmt: skip
+    """What a batch stores, taken now: `state` must be exactly the journal plus `events`.
+
+    The events themselves; the earliest live hold deadline after them (so expiry never
+    misses the route); the idempotency markers of the bookings they create (so a booking
+    is journalled if and only if its key is marked); and for the reads that wake no
+    actor, the route's availability at `version` and the latest record of each booking
+    they changed."""
+    changed = dict.fromkeys(e.booking_id for e in events)
+    return BatchWrite(
+        encode(events),
+        next_deadline(state),
+        [keys.idem_marker(route_id, e.user, e.key) for e in events
+         if isinstance(e, Held | Waitlisted)],
+        encode_availability(version, availability_matrix(state)),
+        [record(state.bookings[bid]) for bid in changed],
+    )  # fmt: skip
 
 
 class Fenced(Exception):
@@ -252,7 +282,7 @@ class Journal:
             self.epoch, payload, self.route_id, deadline, keys.IDEM_MARKER_TTL,
             keys.CLASH_WINDOW_SECONDS,
         ]  # fmt: skip
-        args += [availability, _netstrings(user_index.fields(records or []))]  # ARGV[7..8]
+        args += [availability, _netstrings(_record_fields(records or []))]  # ARGV[7..8]
         try:
             entry_id = await self._call_append([*self._keys, *markers], args)
         except redis.ResponseError as exc:
@@ -263,6 +293,12 @@ class Journal:
             raise
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    async def write(self, batch: BatchWrite) -> str:
+        """Store one batch (`batch_write`); raises Fenced, KeyClash or a Redis error."""
+        return await self.append(
+            batch.payload, batch.next_deadline, batch.markers, batch.availability, batch.records
+        )
+
     async def write_snapshot(self, data: bytes, last_id: str) -> None:
         """Store a snapshot covering entries up to last_id and trim the journal before it."""
         try:
@@ -271,55 +307,3 @@ class Journal:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from exc
             raise
-
-
-class CachedMarks:
-    """A front end's side of the idempotency markers the append script sets.
-
-    A key answered "sold out" from a cache is marked `c<unix time>` unless it is marked
-    already (journalled, or answered so before): `SET NX EX`, one command per key, each
-    in its route's slot. Front ends coalesce their cached refusals
-    (server/dispatch/refusals.py), and one call here sends all of them in one write, so
-    a sold-out rush costs one round trip (one fsync) per loop turn, not one per request.
-    The time is the front end's clock: it is compared with the append script's (Redis's)
-    only against CLASH_WINDOW_SECONDS, a minute, far above any sane clock skew.
-    """
-
-    def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
-        self._client = client
-        self._url = url if url and resp.supported(url) else None
-        self._lean: resp.RespConnection | None = None
-        self._connecting = asyncio.Lock()
-
-    async def first(self, marks: Sequence[tuple[str, str, str]]) -> list[bool]:
-        """Mark (route id, user, key) triples answered from the cache; for each, True if
-        none was journalled or so answered before."""
-        value = b"c%d" % int(time.time())
-        ttl = keys.CACHED_MARKER_TTL
-        markers = [keys.idem_marker(route_id, user, key) for route_id, user, key in marks]
-        if self._url is None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for marker in markers:
-                    pipe.set(marker, value, nx=True, ex=ttl)
-                got = await pipe.execute()
-            return [bool(x) for x in got]
-        conn = await self._connection(self._url)
-        # one command per key, all the same but the key: the tail is packed once
-        head, tail = b"*6\r\n$3\r\nSET\r\n", resp.pack(value, "NX", "EX", ttl)[4:]
-        replies = await conn.pipeline([head + resp.bulk(m) + tail for m in markers])
-        return [reply is not None for reply in replies]
-
-    async def _connection(self, url: str) -> resp.RespConnection:
-        # one connection however many routes' calls ask at once: a lock, not a race that
-        # opens several and leaks all but the last
-        async with self._connecting:
-            conn = self._lean
-            if conn is None or not conn.open:
-                conn = self._lean = await resp.RespConnection.connect(url)
-            return conn
-
-    def close(self) -> None:
-        """Close the lean connection (the redis-py client is the caller's)."""
-        if self._lean is not None:
-            self._lean.close()
-            self._lean = None

@@ -9,6 +9,7 @@ import structlog
 from actors.domain.state import RouteState, apply, from_snapshot
 from actors.domain.views import availability_matrix
 from actors.storage import journal, routes_store
+from actors.storage.formats import availability_version, encode_availability
 
 log = structlog.get_logger("ticketd.actor")
 
@@ -35,8 +36,8 @@ def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
 def publish_recovered(client: redis.Redis, route_id: str, epoch: int, state: RouteState) -> None:
     """Store the recovered availability at once: a route journalled before stored
     availability existed (or whose last write failed) then has it too."""
-    # version epoch << 32: newer than anything an earlier activation stored
-    stored = journal.encode_availability(epoch << 32, availability_matrix(state))
+    # newer than anything an earlier activation stored
+    stored = encode_availability(availability_version(epoch, 0), availability_matrix(state))
     try:
         journal.publish_availability(client, route_id, epoch, stored)
     except journal.Fenced:

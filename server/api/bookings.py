@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from actors.domain.errors import SoldOut
 from actors.domain.messages import Book, Cancel, Change, Confirm, GetBooking, Passenger
-from actors.storage import user_index
+from actors.storage.formats import is_member
 from server import metrics
 from server.api import query, schemas
 from server.api.common import (
@@ -181,7 +181,7 @@ async def own_bookings(request: Request) -> Response:
     user = svc.auth.user(request.headers.get("authorization"))
     q = query.params(request, ("limit", "cursor"))
     limit = query.whole("limit", q.get("limit"), *query.BOOKINGS_PAGE)
-    after = query.cursor(q.get("cursor"), user_index.is_member)
+    after = query.cursor(q.get("cursor"), is_member)
     records, last = await svc.users.page(user.id, after, limit)
     out = []
     for rec in records:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from actors.domain.route import resolve_trip
 from actors.domain.views import Result
-from actors.storage.user_index import UserIndex
+from actors.storage.read_side import UserIndex
 from server.api.auth import Authenticator
 from server.api.common import json_response
 from server.api.problems import from_domain

@@ -27,8 +27,7 @@ import structlog
 from actors.domain.route import RouteDef, pair_index
 from actors.domain.state import RouteState
 from actors.domain.views import availability_matrix
-from actors.storage import journal, keys, routes_store
-from actors.storage.recovery import recover
+from actors.storage import keys, read_side, routes_store
 from server.catalog.timetable import DateIndex, Train, encode_trains
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
@@ -289,17 +288,11 @@ class Search:
         await asyncio.shield(asyncio.gather(*waiting))
 
     async def _read(self, routes: list[RouteDef]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for route in routes:
-            pipe.get(keys.availability(route.route_id))
-            pipe.exists(keys.journal(route.route_id), keys.snapshot(route.route_id))
-        answers = await pipe.execute()
+        read = await read_side.read_availability(self.client, [r.route_id for r in routes])
         now = time.monotonic()
-        for n, route in enumerate(routes):
-            raw, history = answers[2 * n], answers[2 * n + 1]
+        for route, (stored, history) in zip(routes, read, strict=True):
             rid = route.route_id
-            if raw is not None:
-                stored = journal.decode_availability(raw)
+            if stored is not None:
                 old = self._figures.get(rid)
                 if old is None or stored.version > old.version:
                     self._figures[rid] = Figures(stored.version, stored.matrix, now)
@@ -317,16 +310,8 @@ class Search:
             else:
                 # journalled before stored availability existed, and no actor has run since:
                 # replay it read-only, once
-                matrix = await asyncio.to_thread(self._replay, rid)
+                matrix = await asyncio.to_thread(read_side.replay_availability, self.redis_url, rid)
                 self._figures[rid] = Figures(-1, matrix, now)
-
-    def _replay(self, route_id: str) -> dict[str, list[int]]:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            state, _ = recover(client, route_id)
-        finally:
-            client.close()
-        return availability_matrix(state)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)

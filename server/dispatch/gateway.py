@@ -20,7 +20,8 @@ import redis.asyncio as aredis
 from actors.directory import Directory
 from actors.domain.messages import Command
 from actors.domain.views import Result
-from actors.storage import journal, routes_store
+from actors.storage import routes_store
+from actors.storage.read_side import CachedMarks
 from server.dispatch.batches import Batches
 from server.dispatch.channel import Channel
 from server.dispatch.connector import Connector
@@ -48,7 +49,7 @@ class Gateway:
         self.holds = HoldKeeper(client, connector)
         self.readiness = Readiness(client)
         # sold out from memory, unless an actor journalled the key (refusals.py)
-        marks = journal.CachedMarks(client, directory.config.redis_url)
+        marks = CachedMarks(client, directory.config.redis_url)
         self.refusals = Refusals(marks, settings.availability_refresh)
 
     # ---- routes -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections import OrderedDict
 import redis
 import structlog
 
-from actors.storage.journal import CachedMarks
+from actors.storage.read_side import CachedMarks
 from server.dispatch.channel import Channel
 from server.dispatch.errors import RouteUnavailable
 

@@ -27,7 +27,7 @@ from support.http import (
 )
 
 from actors.storage import keys
-from actors.storage.journal import CachedMarks
+from actors.storage.read_side import CachedMarks
 from server.dispatch.refusals import RefusalMarks
 
 

@@ -10,9 +10,10 @@ import redis.asyncio
 
 from actors.domain.messages import Confirmed, Held, Passenger, encode
 from actors.domain.views import Record
-from actors.storage import journal, keys
+from actors.storage import formats, journal, keys
+from actors.storage.formats import is_member
 from actors.storage.journal import Fenced, Journal, JournalCorrupt
-from actors.storage.user_index import UserIndex, is_member
+from actors.storage.read_side import UserIndex
 
 ROUTE = "J1-20261201"
 
@@ -184,10 +185,10 @@ async def test_append_stores_availability_and_booking_records_in_the_same_script
     # names with the separator of the script's fields in them, and bytes of every value
     users = ["alice", "b:o:b", "7:x", "ünï"]
     records = [_record(n, users[n % len(users)]) for n in range(9)]
-    stored = journal.encode_availability(writer.epoch << 32 | 1, {"second": [3, 2, 1]})
+    stored = formats.encode_availability(writer.epoch << 32 | 1, {"second": [3, 2, 1]})
     await writer.append(batch(0), None, availability=stored, records=records)
     raw = await redis_client.get(keys.availability(ROUTE))
-    assert journal.decode_availability(raw) == journal.StoredAvailability(
+    assert formats.decode_availability(raw) == formats.StoredAvailability(
         writer.epoch << 32 | 1, {"second": [3, 2, 1]}
     )
     index = UserIndex(redis_client)

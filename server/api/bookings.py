@@ -14,7 +14,7 @@ from actors.domain.errors import SoldOut
 from actors.domain.messages import Book, Cancel, Change, Confirm, GetBooking, Passenger
 from actors.storage.formats import is_member
 from server import metrics
-from server.api import query, schemas
+from server.api import query, render, schemas
 from server.api.common import (
     Guard,
     check_body_headers,
@@ -187,5 +187,5 @@ async def own_bookings(request: Request) -> Response:
     for rec in records:
         # the route's definition only (cached after the first read): never its actor
         ch = await svc.gateway.channel(route_of_booking(rec.booking_id))
-        out.append(ch.view.booking(rec))
+        out.append(render.view(ch.route).booking(rec))
     return json_response({"bookings": out, "next_cursor": last})

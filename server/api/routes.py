@@ -11,7 +11,7 @@ from actors.domain.errors import DomainError
 from actors.domain.messages import ListBookings
 from actors.domain.route import RouteDef, is_route_id
 from actors.storage import routes_store
-from server.api import query, schemas
+from server.api import query, render, schemas
 from server.api.common import endpoint, json_response, read_json
 from server.api.problems import Problem, from_domain
 from server.api.services import services, trip
@@ -59,7 +59,7 @@ async def availability(request: Request) -> Response:
             "route_id": ch.route.route_id,
             "from": from_,
             "to": to,
-            "availability": ch.view.trip(matrix, i, j),
+            "availability": render.view(ch.route).trip(matrix, i, j),
         }
     )
 
@@ -86,4 +86,5 @@ async def route_bookings(request: Request) -> Response:
         assert res.error is not None
         return from_domain(res.error)
     records = res.records or []
-    return json_response({"bookings": [ch.view.booking(r, admin=True) for r in records]})
+    view = render.view(ch.route)
+    return json_response({"bookings": [view.booking(r, admin=True) for r in records]})

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from actors.domain.route import resolve_trip
 from actors.domain.views import Result
 from actors.storage.read_side import UserIndex
+from server.api import render
 from server.api.auth import Authenticator
 from server.api.common import json_response
 from server.api.problems import from_domain
@@ -43,7 +44,8 @@ def answer(ch: Channel, res: Result, admin: bool = False) -> Response:
         assert res.error is not None
         return from_domain(res.error)
     assert res.record is not None
-    return json_response(ch.view.booking(res.record, admin), _STATUS_OF_KIND[res.kind])
+    booking = render.view(ch.route).booking(res.record, admin)
+    return json_response(booking, _STATUS_OF_KIND[res.kind])
 
 
 def trip(ch: Channel, from_: str, to: str, klass: str | None = None) -> tuple[int, int]:

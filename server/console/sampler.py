@@ -86,7 +86,7 @@ def sample(gateway: Gateway) -> Sample:
     left = 0
     for ch in gateway.channels():
         matrix = ch.matrix
-        n = ch.view.n
+        n = ch.n
         if matrix is not None and n > 1:
             whole = pair_index(0, n - 1, n)
             left += sum(row[whole] for row in matrix.values())

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from actors.domain.messages import Command
 from actors.domain.route import RouteDef, pair_index
-from actors.domain.views import Reply, Result, RouteView
+from actors.domain.views import Reply, Result
 from server.dispatch.link import Link
 
 _reply = msgspec.msgpack.Decoder(Reply)
@@ -28,6 +28,7 @@ class Channel:
         "inflight",
         "link",
         "matrix",
+        "n",
         "queue",
         "refreshing",
         "route",
@@ -35,12 +36,11 @@ class Channel:
         "sold_out_answers",
         "station_index",
         "version",
-        "view",
     )
 
     def __init__(self, route: RouteDef) -> None:
         self.route = route
-        self.view = RouteView(route)
+        self.n = len(route.stations)
         self.station_index = {name: i for i, name in enumerate(route.stations)}
         self.classes = route.classes()
         self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
@@ -71,7 +71,7 @@ class Channel:
         `max_age` seconds old; None otherwise."""
         if self.matrix is None or time.monotonic() - self.fetched > max_age:
             return None
-        return self.matrix[klass][pair_index(i, j, self.view.n)]
+        return self.matrix[klass][pair_index(i, j, self.n)]
 
     def take_raw(self, raw: bytes) -> Reply:
         """Decode an actor's reply and take its availability rows (see `take`)."""

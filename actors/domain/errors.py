@@ -1,6 +1,7 @@
-"""Domain errors: each carries its data and a stable `type` slug.
+"""Domain errors: each carries its data, a sentence a client can act on, and `type`, the
+stable name of the refusal (clients see it as the problem type).
 
-The HTTP layer maps slugs to status codes in one place (server/api/problems.py);
+Its HTTP status and title are the HTTP layer's, in one place (server/api/problems.py);
 the domain never knows about HTTP.
 """
 
@@ -10,10 +11,9 @@ from typing import Any, ClassVar
 
 
 class DomainError(Exception):
-    """A command the domain refuses; `type` is the stable problem slug."""
+    """A command the domain refuses; `type` names the refusal."""
 
     type: ClassVar[str] = "domain-error"
-    title: ClassVar[str] = "Request refused"
 
     def __init__(self, detail: str, **data: Any) -> None:
         super().__init__(detail)
@@ -33,22 +33,19 @@ class DomainError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, safe to send across Ray and to journal."""
-        return {"type": self.type, "title": self.title, "detail": self.detail, **self.data}
+        return {"type": self.type, "detail": self.detail, **self.data}
 
 
 class InvalidRoute(DomainError):
     type = "validation"
-    title = "Invalid route definition"
 
 
 class InvalidRequest(DomainError):
     type = "validation"
-    title = "Invalid request"
 
 
 class UnknownStation(DomainError):
     type = "unknown-station"
-    title = "Unknown station"
 
     def __init__(self, route_id: str, station: str) -> None:
         super().__init__(
@@ -61,7 +58,6 @@ class UnknownStation(DomainError):
 
 class UnknownClass(DomainError):
     type = "unknown-class"
-    title = "Unknown seat class"
 
     def __init__(self, route_id: str, klass: str, known: list[str]) -> None:
         super().__init__(
@@ -74,7 +70,6 @@ class UnknownClass(DomainError):
 
 class BadTrip(DomainError):
     type = "bad-trip"
-    title = "Trip is empty or reversed"
 
     def __init__(self, route_id: str, from_: str, to: str) -> None:
         super().__init__(
@@ -87,7 +82,6 @@ class BadTrip(DomainError):
 
 class SoldOut(DomainError):
     type = "sold-out"
-    title = "Sold out"
 
     # raised for most requests late in a flash sale: keep construction cheap and format
     # the sentence only when someone reads it
@@ -117,7 +111,6 @@ class SoldOut(DomainError):
 
 class SeatTaken(DomainError):
     type = "seat-taken"
-    title = "Seat taken"
 
     def __init__(self, route_id: str, seat: str, from_: str, to: str) -> None:
         super().__init__(
@@ -131,7 +124,6 @@ class SeatTaken(DomainError):
 
 class PassengerConflict(DomainError):
     type = "passenger-conflict"
-    title = "Passenger already travelling"
 
     def __init__(self, route_id: str, passenger_id: str, booking_id: str) -> None:
         super().__init__(
@@ -145,7 +137,6 @@ class PassengerConflict(DomainError):
 
 class TooManyBookings(DomainError):
     type = "too-many-bookings"
-    title = "Booking limit reached"
 
     def __init__(self, route_id: str, user: str, live: int, cap: int) -> None:
         super().__init__(
@@ -159,7 +150,6 @@ class TooManyBookings(DomainError):
 
 class BookingNotFound(DomainError):
     type = "not-found"
-    title = "Booking not found"
 
     def __init__(self, booking_id: str) -> None:
         super().__init__(f"There is no booking {booking_id} for you.", booking_id=booking_id)
@@ -167,7 +157,6 @@ class BookingNotFound(DomainError):
 
 class InvalidTransition(DomainError):
     type = "invalid-state"
-    title = "Booking is not in a state that allows this"
 
     def __init__(self, booking_id: str, status: str, action: str) -> None:
         super().__init__(
@@ -179,7 +168,6 @@ class InvalidTransition(DomainError):
 
 class HoldExpired(DomainError):
     type = "hold-expired"
-    title = "Hold expired"
 
     def __init__(self, booking_id: str) -> None:
         super().__init__(
@@ -191,7 +179,6 @@ class HoldExpired(DomainError):
 
 class IdempotencyMismatch(DomainError):
     type = "idempotency-mismatch"
-    title = "Idempotency-Key reused with a different request"
 
     def __init__(self, key: str) -> None:
         super().__init__(
@@ -205,4 +192,3 @@ class Unavailable(DomainError):
     """Storage did not confirm the write: nothing was applied; retry with the same key."""
 
     type = "unavailable"
-    title = "Temporarily unavailable"

@@ -38,7 +38,7 @@ log = structlog.get_logger("ticketd.app")
 _REDIS_CONNECTIONS = 64
 
 #: the Starlette routes of every endpoint of the contract, in its order (hot path first)
-ROUTES = endpoint.routes(contract.ENDPOINTS)
+HTTP_ROUTES = endpoint.starlette_routes(contract.ENDPOINTS)
 
 
 _SHUTDOWN_STEP_SECONDS = 5.0
@@ -115,11 +115,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 rt.stop()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=HTTP_ROUTES,
         lifespan=lifespan,
         # the booking hot path first: it answers its route without the layers below it
         middleware=[HotPath.middleware(), RequestContext.middleware()],
         exception_handlers={HTTPException: system.http_error, Exception: system.server_error},
     )
-    app.state.openapi = openapi.document()  # from the same table as ROUTES
+    app.state.openapi = openapi.document()  # from the same table as HTTP_ROUTES
     return app

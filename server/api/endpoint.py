@@ -1,7 +1,7 @@
 """One endpoint of the HTTP contract, as data: the handler that serves it and what it
 documents.
 
-`server/contract.py` lists every endpoint once. The Starlette routes (`routes`) and
+`server/contract.py` lists every endpoint once. The Starlette routes (`starlette_routes`) and
 /openapi.json (`server/api/openapi.py`) are both made from that list and from the msgspec
 types an endpoint names, so what is served and what is documented cannot drift apart
 (docs/architecture.md, "The HTTP contract's rules").
@@ -52,7 +52,7 @@ class Endpoint:
     description: str | None = None
 
 
-def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
+def starlette_routes(endpoints: Sequence[Endpoint]) -> list[Route]:
     """The Starlette routes of `endpoints`, in their order (Starlette tries them in turn)."""
     return [Route(e.path, e.handler, methods=[e.method]) for e in endpoints]
 

@@ -68,6 +68,7 @@ from ray.cluster_utils import Cluster
 from actors.config import NAMESPACE
 from actors.directory import actor_name
 from actors.storage.redis_server import EmbeddedRedis
+from loadgen.nemesis.deployment import Deployment, signal_all
 from server.api.auth import mint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -579,39 +580,6 @@ async def join(
     }
 
 
-def node_processes(node: Any) -> list[int]:
-    """Every process of a cluster_utils node: its own (raylet, agents, ...) and their
-    descendants (the workers running its actors)."""
-    roots = {
-        info.process.pid
-        for infos in node.all_processes.values()
-        for info in infos
-        if info.process is not None and info.process.poll() is None
-    }
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d.name))
-    found, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo += children.get(pid, [])
-    return sorted(found)
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 async def fail_node(
     http: aiohttp.ClientSession,
     cluster: Cluster,
@@ -642,14 +610,14 @@ async def fail_node(
     if mode == "crash":
         # a machine dying takes its actor processes with it at once; on one machine
         # they would outlive their SIGKILLed raylet for a moment and keep serving
-        _signal_all(victim_pids, signal.SIGKILL)
+        signal_all(victim_pids, signal.SIGKILL)
         await asyncio.to_thread(cluster.remove_node, victim, False)
         # requests sent from here on cannot reach an old activation: its process is gone
         out["old_actors_exited"] = await asyncio.to_thread(wait_gone, victim_pids, 10)
         gone = time.monotonic()
     else:
-        frozen = await asyncio.to_thread(node_processes, victim)
-        _signal_all(frozen, signal.SIGSTOP)
+        frozen = await asyncio.to_thread(Deployment.node_processes, victim)
+        signal_all(frozen, signal.SIGSTOP)
         out["frozen_processes"] = len(frozen)
         gone = failed  # a stopped process answers nothing: every answer is a successor's
     deadline = gone + limit + 20
@@ -661,7 +629,7 @@ async def fail_node(
         # wake it only after its successors serve: its old actors must then be fenced
         await asyncio.sleep(max(0.0, failed + args.freeze_seconds - time.monotonic()))
         woke = time.monotonic()
-        _signal_all(frozen, signal.SIGCONT)
+        signal_all(frozen, signal.SIGCONT)
         out["frozen_for_seconds"] = round(woke - failed, 1)
         out["old_actors_exited"] = await asyncio.to_thread(wait_gone, victim_pids, 30)
         out["old_actors_exit_after_wake_seconds"] = round(time.monotonic() - woke, 1)

@@ -27,7 +27,7 @@ from support.http import (
     train_of,
 )
 
-from server.app import ROUTES
+from server.app import HTTP_ROUTES
 
 # ---- POST /v1/routes ----------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ async def test_openapi_documents_every_endpoint_with_auth_and_problem_responses(
         "bearerFormat": "JWT",
     }
     served = {
-        (m.lower(), route.path) for route in ROUTES for m in route.methods or () if m != "HEAD"
+        (m.lower(), route.path) for route in HTTP_ROUTES for m in route.methods or () if m != "HEAD"
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == served

@@ -119,7 +119,11 @@ async def place(
     n = len(body.passengers)
     refusals = svc.gateway.refusals
     # no actor call for a trip the snapshot shows sold out (server/dispatch/refusals.py)
-    if not body.waitlist and await refusals.sold_out(ch, user.id, key, body.klass, i, j, n):
+    if (
+        not body.waitlist
+        and refusals.short(ch, user.id, key, body.klass, i, j, n)
+        and await refusals.sold_out(ch, user.id, key)
+    ):
         metrics.SOLD_OUT_CACHED.inc()
         return _sold_out(ch, body.klass, body.from_, body.to, n)
     # the fingerprint tells a retry (same body) from a reuse of the key (different body)

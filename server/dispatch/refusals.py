@@ -2,9 +2,9 @@
 snapshot, unless some actor journalled its key (docs/architecture.md, "Answers from
 memory"; the guarantees are in the README, "Sold out, answered from memory").
 
-`Refusals.sold_out` decides it for the booking endpoint. A key this front end forwarded
-to an actor recently always goes to the actor again: a retry of a booking that exists
-must get its first answer. Otherwise, when the snapshot (at most
+`Refusals.short` and `Refusals.sold_out` decide it for the booking endpoint. A key this
+front end forwarded to an actor recently always goes to the actor again: a retry of a
+booking that exists must get its first answer. Otherwise, when the snapshot (at most
 TICKETD_AVAILABILITY_REFRESH old) shows too few seats, the key is marked `c<time>` in
 Redis before the 409 (keys.idem_marker): a first attempt of it still in flight at any
 front end is then refused by the append script instead of booked. That mark is the only
@@ -43,16 +43,19 @@ class Refusals:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._seen_max = seen_max
 
-    async def sold_out(
-        self, ch: Channel, user: str, key: str, klass: str, i: int, j: int, n: int
-    ) -> bool:
-        """True if the booking of `n` seats of `klass` from station i to j is answered
-        sold out now, its key marked; RouteUnavailable if the mark cannot be written."""
+    def short(self, ch: Channel, user: str, key: str, klass: str, i: int, j: int, n: int
+              ) -> bool:  # fmt: skip
+        """True if the snapshot shows fewer than `n` free seats of `klass` from station i
+        to j and this key was not forwarded to the actor: a candidate for `sold_out`.
+        (No coroutine: every booking asks, few are refused.)"""
         if (user, key) in self._seen:
             return False  # only the actor knows this key's answer
         free = ch.free_seats(klass, i, j, self.refresh)
-        if free is None or free >= n:
-            return False
+        return free is not None and free < n
+
+    async def sold_out(self, ch: Channel, user: str, key: str) -> bool:
+        """For a `short` booking: mark its key and say True if it is answered sold out now
+        (no actor journalled the key); RouteUnavailable if the mark cannot be written."""
         try:
             return await self.marks.first(ch.route.route_id, user, key)
         except (redis.RedisError, OSError):

@@ -115,3 +115,28 @@ def user_bookings(user: str) -> str:
 def user_records(user: str) -> str:
     """Hash booking_id -> the booking's latest record (msgpack `views.Record`)."""
     return f"{PREFIX}:user:{_name(user)}:records"
+
+
+# ---- a sale's waiting room (server/waiting/store.py) ----------------------------------------
+# A sale's keys share the hash tag `{sale:<id>}`: its scripts touch several at once.
+
+
+def sale(sale_id: str) -> str:
+    """Hash: `opened` (0/1), `frontier`, `carry`, `last_advance`, `next_place`, `joins`,
+    `state`, `rate` (admissions per second)."""
+    return f"{PREFIX}:{{sale:{sale_id}}}"
+
+
+def sale_joined(sale_id: str) -> str:
+    """Hash user -> the order they first joined in (1, 2, …): one entry per user."""
+    return f"{PREFIX}:{{sale:{sale_id}}}:joined"
+
+
+def sale_places(sale_id: str) -> str:
+    """Hash user -> their place in the queue (1-based), once the queue is drawn."""
+    return f"{PREFIX}:{{sale:{sale_id}}}:places"
+
+
+def sale_prequeue(sale_id: str) -> str:
+    """List of the users who joined before the opening, in join order (drawn, then gone)."""
+    return f"{PREFIX}:{{sale:{sale_id}}}:prequeue"

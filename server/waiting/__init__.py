@@ -1,14 +1,16 @@
 """The waiting room in front of a sale (issue 22): who gets to book, in which order.
 
-This package is built in steps. What is here is its pure core, with no I/O:
+This package is built in steps. What is here is its core:
 - `tokens`: the signed ticket (a caller's place) and admission (the right to book) a
   front end checks without any I/O, on every front end of the cluster;
 - `order`: the queue's order: everyone who joined before the opening in a uniformly
   random order, everyone after in arrival order;
 - `policy`: how far admission has reached (a fixed rate, or as fast as the routes sell,
   never more people admitted and not yet booked than seats left × a factor), and what
-  a poll answers (state, people ahead, estimated wait, when to ask again).
+  a poll answers (state, people ahead, estimated wait, when to ask again);
+- `store`: the queue in Redis, shared by every front end and durable (joins coalesced
+  per loop turn, the draw written once, one frontier however many front ends move it).
 
-Not yet built: the sale and queue state in Redis, the endpoints, the booking endpoint's
-403 `not-admitted`, the console and the loadgen scenario.
+Not yet built: the sale's definition and its endpoints, the caches polls are answered
+from, the booking endpoint's 403 `not-admitted`, the console and the loadgen scenario.
 """

@@ -1,0 +1,216 @@
+"""Where a sale's queue lives: Redis structures, shared by every front end of the cluster
+and durable with the journal (AOF), so a restart of any process loses no place.
+
+Why Redis alone and not an actor per sale: the queue needs an order (one counter),
+one place per user (one hash) and a frontier (one field), each changed by short atomic
+scripts; nothing is decided over a large state in memory, which is what a route actor is
+for. A front end keeps no queue state of its own beyond a cache of the figures, so any
+of them can fail at any time.
+
+- `join`: places for users, one script per call; `Joins` coalesces every join of one
+  event-loop turn into one such call.
+- `open`: the pre-queue drawn (order.opening_order) and written at once, only if no
+  join came in meanwhile and nobody opened it before (then drawn again, or left alone).
+- `advance`: the frontier moved by the policy (policy.advance) with Redis's clock, and
+  written only if no other front end moved it since: many front ends, one frontier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aredis
+
+from actors.storage import keys
+from server.waiting import policy
+from server.waiting.order import opening_order
+
+_JOIN = """
+local opened = redis.call('HGET', KEYS[1], 'opened')
+if not opened then return redis.error_reply('NOSALE no such sale') end
+local out = {}
+for i, user in ipairs(ARGV) do
+  local place = redis.call('HGET', KEYS[3], user)
+  if place then
+    out[i] = tonumber(place)
+  elseif redis.call('HEXISTS', KEYS[2], user) == 1 then
+    out[i] = 0  -- in the pre-queue
+  else
+    redis.call('HSET', KEYS[2], user, redis.call('HINCRBY', KEYS[1], 'joins', 1))
+    if opened == '1' then
+      place = redis.call('HINCRBY', KEYS[1], 'next_place', 1)
+      redis.call('HSET', KEYS[3], user, place)
+      out[i] = place
+    else
+      redis.call('RPUSH', KEYS[4], user)
+      out[i] = 0
+    end
+  end
+end
+return out
+"""
+
+#: ARGV: the pre-queue's length when it was read, then its users in their drawn order
+_OPEN = """
+if redis.call('HGET', KEYS[1], 'opened') ~= '0' then return -1 end
+if redis.call('LLEN', KEYS[3]) ~= tonumber(ARGV[1]) then return -2 end
+for i = 2, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], i - 1) end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'opened', 1, 'next_place', #ARGV - 1,
+           'last_advance', t[1] .. '.' .. string.format('%06d', t[2]))
+redis.call('DEL', KEYS[3])
+return #ARGV - 1
+"""
+
+#: ARGV: the last_advance the move was computed from, the new frontier, carry and time
+_ADVANCE = """
+if redis.call('HGET', KEYS[1], 'last_advance') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'frontier', ARGV[2], 'carry', ARGV[3], 'last_advance', ARGV[4])
+return 1
+"""
+
+
+def _text(value: bytes | str | None) -> str:
+    # a field of a sale's hash; every one is set when the sale is created
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NoSuchSale(Exception):
+    """The sale has no queue (never created, or the database was wiped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A sale's queue as every front end caches it for polls."""
+
+    opened: bool
+    state: str
+    frontier: int
+    #: places given so far (the queue's end)
+    queued: int
+    joins: int
+
+
+class QueueStore:
+    """A sale's queue in Redis."""
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self.client = client
+        self._join = client.register_script(_JOIN)
+        self._open = client.register_script(_OPEN)
+        self._advance = client.register_script(_ADVANCE)
+
+    async def create(self, sale_id: str, state: str = policy.SCHEDULED) -> None:
+        """An empty queue (a second call leaves an existing one alone)."""
+        fields: dict[str, str | int] = {
+            "opened": 0, "state": state, "frontier": 0, "carry": 0, "last_advance": "0",
+            "next_place": 0, "joins": 0,
+        }  # fmt: skip
+        async with self.client.pipeline(transaction=True) as pipe:
+            for name, value in fields.items():
+                pipe.hsetnx(keys.sale(sale_id), name, value)
+            await pipe.execute()
+
+    async def set_state(self, sale_id: str, state: str) -> None:
+        await self.client.hset(keys.sale(sale_id), "state", state)
+
+    async def join(self, sale_id: str, users: list[str]) -> list[int]:
+        """Each user's place (0: in the pre-queue); joining again answers the same."""
+        ks = [keys.sale(sale_id), keys.sale_joined(sale_id), keys.sale_places(sale_id),
+              keys.sale_prequeue(sale_id)]  # fmt: skip
+        try:
+            got = await self._join(keys=ks, args=users)
+        except redis.ResponseError as exc:
+            if str(exc).startswith("NOSALE"):
+                raise NoSuchSale(sale_id) from None
+            raise
+        return [int(p) for p in got]
+
+    async def open(self, sale_id: str, rng: random.Random | None = None) -> int:
+        """Draw the pre-queue's places; the number drawn, or -1 if it was opened before."""
+        ks = [keys.sale(sale_id), keys.sale_places(sale_id), keys.sale_prequeue(sale_id)]
+        while True:
+            raw = await self.client.lrange(keys.sale_prequeue(sale_id), 0, -1)
+            users = [u.decode() if isinstance(u, bytes) else str(u) for u in raw]
+            drawn = opening_order(users, rng)
+            got = int(await self._open(keys=ks, args=[len(users), *drawn]))
+            if got != -2:  # -2: someone joined while we drew: draw them too
+                return got
+
+    async def figures(self, sale_id: str) -> Figures:
+        """What polls are answered from (a front end reads it a few times a second)."""
+        raw = await self.client.hmget(
+            keys.sale(sale_id), "opened", "state", "frontier", "next_place", "joins"
+        )
+        if raw[0] is None:
+            raise NoSuchSale(sale_id)
+        opened, state, frontier, queued, joins = (_text(x) for x in raw)
+        return Figures(opened == "1", state, int(frontier), int(queued), int(joins))
+
+    async def advance(
+        self, sale_id: str, rule: policy.Policy, *, seats_left: int, unbooked: int = 0
+    ) -> int:
+        """Move the frontier by `rule` for the time since its last move (Redis's clock);
+        the frontier after it. Several front ends may call at once: one move counts."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.sale(sale_id), "opened", "state", "frontier", "carry",
+                       "last_advance", "next_place")  # fmt: skip
+            pipe.time()
+            (raw, (secs, micros)) = await pipe.execute()
+        if raw[0] is None:
+            raise NoSuchSale(sale_id)
+        opened, state, frontier, carry, last, queued = (_text(x) for x in raw)
+        now = f"{secs}.{micros:06d}"
+        if opened != "1":
+            return int(frontier)
+        elapsed = float(now) - float(last) if state == policy.OPEN else 0.0
+        step = policy.advance(
+            rule, int(frontier), int(queued), elapsed=elapsed, carry=float(carry),
+            seats_left=seats_left, unbooked=unbooked,
+        )  # fmt: skip
+        args: list[str | int] = [last, step.frontier, repr(step.carry), now]
+        moved = await self._advance(keys=[keys.sale(sale_id)], args=args)
+        if not moved:  # another front end moved it first: its move stands
+            return (await self.figures(sale_id)).frontier
+        return step.frontier
+
+
+class Joins:
+    """Every join of one event-loop turn, for every sale, in one script call per sale."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+        self._pending: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, sale_id: str, user: str) -> int:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)  # at the end of this loop turn
+        self._pending.setdefault(sale_id, []).append((user, future))
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for sale_id, joins in pending.items():
+            task = asyncio.create_task(self._write(sale_id, joins))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, sale_id: str, joins: list[tuple[str, asyncio.Future[int]]]) -> None:
+        try:
+            places = await self.store.join(sale_id, [user for user, _ in joins])
+        except BaseException as exc:  # every waiter hears back, whatever happened
+            for _, future in joins:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), place in zip(joins, places, strict=True):
+            if not future.done():
+                future.set_result(place)

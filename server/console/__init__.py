@@ -1,7 +1,8 @@
 """The web console (issue 14): buyer search, seat map, operator view.
 
 Pages and static files (`pages.py`, `static/`), the seat-map read
-(`seats.py`) and the operator's JSON (`admin.py`, fed by `sampler.py`). Their
+(`seats.py`) and the operator's JSON (`admin.py`, fed by `sampler.py` and
+`actor_watch.py`). Their
 endpoints are rows of the contract's one table (`server/contract.py`).
 """
 
@@ -11,7 +12,7 @@ import asyncio
 
 from starlette.applications import Starlette
 
-from server.console.admin import ActorWatch
+from server.console.actor_watch import ActorWatch
 from server.console.context import Console
 from server.console.sampler import Sampler
 from server.console.seats import SeatMaps

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.console.admin import ActorWatch
+    from server.console.actor_watch import ActorWatch
     from server.console.sampler import Sampler
     from server.console.seats import SeatMaps
 

@@ -117,7 +117,13 @@ def user_records(user: str) -> str:
     return f"{PREFIX}:user:{_name(user)}:records"
 
 
-# ---- a sale's waiting room (server/waiting/store.py) ----------------------------------------
+# ---- sales and their waiting rooms (server/waiting/) ----------------------------------------
+
+#: hash sale_id -> the sale's definition (JSON: routes, opens_at, admit_per_second)
+SALES = f"{PREFIX}:sales"
+#: hash route_id -> the sale (not closed) it belongs to: a route is in one sale at a time
+SALE_OF_ROUTE = f"{PREFIX}:sales:of-route"
+
 # A sale's keys share the hash tag `{sale:<id>}`: its scripts touch several at once.
 
 

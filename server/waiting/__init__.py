@@ -10,9 +10,11 @@ This package is built in steps. What is here is its core:
   a poll answers (state, people ahead, estimated wait, when to ask again);
 - `sales`: a sale's definition (the types its endpoints will validate with) and the
   states an operator may move it through;
+- `registry`: the sales in Redis, each route in at most one sale that is not closed
+  (claimed all or none, freed when the sale closes);
 - `store`: the queue in Redis, shared by every front end and durable (joins coalesced
   per loop turn, the draw written once, one frontier however many front ends move it).
 
-Not yet built: the sale's storage and its endpoints, the caches polls are answered
+Not yet built: the endpoints, the caches polls are answered
 from, the booking endpoint's 403 `not-admitted`, the console and the loadgen scenario.
 """

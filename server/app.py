@@ -31,6 +31,8 @@ from server.boot.runtime import Runtime
 from server.catalog.finder import Search
 from server.dispatch.gateway import Gateway
 from server.settings import Settings
+from server.waiting.room import WaitingRoom
+from server.waiting.tokens import Signer
 
 log = structlog.get_logger("ticketd.app")
 
@@ -92,21 +94,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)
             finder = Search(client, rt.redis_url, gateway, settings.availability_refresh)
+            room = WaitingRoom(client, Signer(settings.cluster_secret))
             app.state.services = Services(
-                settings, auth, gateway, client, finder, UserIndex(client)
+                settings, auth, gateway, client, finder, UserIndex(client), room
             )
             indexed = await routes_store.ensure_indexed(client)
             if indexed:
                 log.info("route indexes backfilled", routes=indexed)
             keeper = asyncio.create_task(gateway.keep_holds())
+            waiting = asyncio.create_task(room.run())  # moves every sale on
             sampler = console.start(app)
             log.info("ticketd ready", host=settings.host, port=settings.port)
             try:
                 yield
             finally:
                 keeper.cancel()
+                waiting.cancel()
                 sampler.cancel()
-                await _bounded(asyncio.wait({keeper, sampler}), "hold keeper stop")
+                await _bounded(asyncio.wait({keeper, waiting, sampler}), "hold keeper stop")
                 gateway.close_links()
         finally:
             # shutdown must end: a stuck step is logged and skipped, never waited out

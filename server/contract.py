@@ -9,7 +9,7 @@ tests then fuzz it with the rest (docs/architecture.md, "The HTTP contract's rul
 from __future__ import annotations
 
 from actors.storage.formats import MEMBER_PATTERN
-from server.api import bookings, routes, search, system
+from server.api import bookings, routes, sales, search, system
 from server.api import schemas as api
 from server.api.endpoint import (
     ADMIN_ERRORS,
@@ -23,6 +23,7 @@ from server.api.endpoint import (
     ROUTE_ID_PATTERN,
     STATION,
     Endpoint,
+    Param,
     Reply,
     integer,
     page,
@@ -31,12 +32,28 @@ from server.api.endpoint import (
 )
 from server.console import admin, pages, seats
 from server.console import payloads as console
+from server.waiting.sales import SaleIn, SalePatch
 
 #: what every call about one booking of the caller's can answer besides its own problems
 _BOOKING = ("unauthorized", "not-found", *CALL_ERRORS)
 _TRIP = (query("from", "Boarding station", required=True, **STATION),
          query("to", "Destination station", required=True, **STATION))  # fmt: skip
 _STATIC = ("text/css", "text/javascript", "image/svg+xml")
+SALE_ID = path_param("sale_id")
+ADMISSION: Param = {
+    "name": "Admission",
+    "in": "header",
+    "required": False,
+    "description": "Needed while the route is in a running sale: the admission its queue gave",
+    "schema": {"type": "string", "maxLength": 512},
+}
+QUEUE_TICKET: Param = {
+    "name": "Queue-Ticket",
+    "in": "header",
+    "required": False,
+    "description": "The ticket your join answered: polls are then answered from it",
+    "schema": {"type": "string", "maxLength": 512},
+}
 
 
 def _html(description: str) -> dict[int, Reply]:
@@ -50,8 +67,8 @@ ENDPOINTS: list[Endpoint] = [
         {201: Reply("Held", api.BookingOut), 202: Reply("Waitlisted", api.BookingOut)},
         (*BODY_ERRORS, *_BOOKING, "missing-idempotency-key", "bad-request", "sold-out",
          "passenger-conflict", "unknown-station", "unknown-class", "bad-trip",
-         "idempotency-mismatch", "too-many-bookings"),
-        (ROUTE_ID, IDEMPOTENCY_KEY), api.BookingIn, auth=True,
+         "idempotency-mismatch", "too-many-bookings", "not-admitted"),
+        (ROUTE_ID, IDEMPOTENCY_KEY, ADMISSION), api.BookingIn, auth=True,
     ),
     Endpoint(
         "GET", "/v1/routes/{route_id}/availability", routes.availability,
@@ -128,6 +145,38 @@ ENDPOINTS: list[Endpoint] = [
         (*BODY_ERRORS, *_BOOKING, "invalid-state", "sold-out", "passenger-conflict",
          "unknown-station", "unknown-class", "bad-trip"),
         (BOOKING_ID,), api.ChangeIn, auth=True,
+    ),
+    # ---- sales and their waiting rooms ----
+    Endpoint(
+        "POST", "/v1/sales", sales.create_sale, "Open a sale on routes at a time (admin)",
+        {201: Reply("Created", api.SaleOut)},
+        (*BODY_ERRORS, "unauthorized", "forbidden", "not-found", "sale-conflict"),
+        body=SaleIn, auth=True,
+    ),
+    Endpoint(
+        "GET", "/v1/sales/{sale_id}", sales.get_sale, "A sale: its routes, time, state, queue",
+        {200: Reply("The sale", api.SaleOut)}, ("unauthorized", "not-found", "unavailable"),
+        (SALE_ID,), auth=True,
+    ),
+    Endpoint(
+        "PATCH", "/v1/sales/{sale_id}", sales.change_sale,
+        "Pause, resume or close a sale, or change its admission rate (admin)",
+        {200: Reply("The sale", api.SaleOut)},
+        (*BODY_ERRORS, "unauthorized", "forbidden", "not-found", "invalid-state"),
+        (SALE_ID,), SalePatch, auth=True,
+    ),
+    Endpoint(
+        "POST", "/v1/sales/{sale_id}/queue", sales.join_queue,
+        "Join the sale's queue (one place per user: joining again answers the same place)",
+        {200: Reply("Your place", api.QueueOut)},
+        ("unauthorized", "not-found", "invalid-state", "unavailable"), (SALE_ID,), auth=True,
+    ),
+    Endpoint(
+        "GET", "/v1/sales/{sale_id}/queue", sales.poll_queue,
+        "Your place in the sale's queue, the people ahead, the wait, and your admission",
+        {200: Reply("Your place", api.QueueOut)},
+        ("unauthorized", "not-found", "polling-too-fast", "unavailable"),
+        (SALE_ID, QUEUE_TICKET), auth=True,
     ),
     # ---- operations ----
     Endpoint("GET", "/healthz", system.healthz, "Liveness", {200: Reply("Alive", api.Health)}),

@@ -146,3 +146,9 @@ def sale_places(sale_id: str) -> str:
 def sale_prequeue(sale_id: str) -> str:
     """List of the users who joined before the opening, in join order (drawn, then gone)."""
     return f"{PREFIX}:{{sale:{sale_id}}}:prequeue"
+
+
+def sale_booked(sale_id: str) -> str:
+    """Set of the users who booked with an admission to the sale (the automatic policy
+    admits more as they book)."""
+    return f"{PREFIX}:{{sale:{sale_id}}}:booked"

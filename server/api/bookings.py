@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -32,6 +33,7 @@ from server.api.problems import Problem, from_domain
 from server.api.services import Services, answer, services, trip
 from server.dispatch.channel import Channel
 from server.dispatch.errors import NoSuchRoute
+from server.waiting.room import NotAdmitted
 
 log = structlog.get_logger("ticketd.bookings")
 #: sold-out answers kept per route (trips x classes x party sizes asked)
@@ -110,6 +112,18 @@ async def place(
     user = svc.auth.user(headers.get(b"authorization"))
     key = idempotency_key(headers.get(b"idempotency-key"))
     ch = await svc.gateway.channel(route_id)
+    sale_id = svc.room.gate(ch.route.route_id)
+    if sale_id is not None:  # in a running sale: only with an admission (no I/O)
+        try:
+            svc.room.check(sale_id, user.id, headers.get(b"admission"), time.time())
+        except NotAdmitted as exc:
+            raise Problem(
+                "not-admitted",
+                f"Route {ch.route.route_id} is in sale {sale_id}, and this booking has no "
+                f"valid admission to it ({exc}): queue with POST /v1/sales/{sale_id}/queue, "
+                "then book with the Admission header its answer gives once admitted.",
+                sale_id=sale_id,
+            ) from None
     svc.gateway.admit(ch)  # before reading and hashing the body
     check_body_headers(headers)
     body = decode_json(await read(), schemas.booking_in)
@@ -134,7 +148,10 @@ async def place(
         [Passenger(p.name, p.id) for p in body.passengers], body.seat_letters, body.together,
         body.waitlist, picked,
     )  # fmt: skip
-    return answer(ch, await svc.gateway.call(ch, cmd))
+    res = await svc.gateway.call(ch, cmd)
+    if sale_id is not None and res.ok:
+        await svc.room.booked(sale_id, user.id)  # the automatic policy admits more
+    return answer(ch, res)
 
 
 async def _own_booking(request: Request) -> tuple[Services, str, str, Channel]:

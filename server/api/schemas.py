@@ -178,3 +178,29 @@ class Health(msgspec.Struct, omit_defaults=True):
 route_in = msgspec.json.Decoder(RouteIn)
 booking_in = msgspec.json.Decoder(BookingIn)
 change_in = msgspec.json.Decoder(ChangeIn)
+
+
+class SaleOut(msgspec.Struct):
+    sale_id: str
+    routes: list[str]
+    opens_at: Annotated[str, Meta(description="RFC 3339")]
+    state: Annotated[str, Meta(description="scheduled | open | paused | sold-out | closed")]
+    admit_per_second: Annotated[float | None, Meta(description="null: automatic")]
+    #: places given so far, and how far admission has reached
+    queued: int = 0
+    admitted: int = 0
+
+
+class QueueOut(msgspec.Struct):
+    state: Annotated[str, Meta(description="not-open | waiting | admitted | sold-out | closed")]
+    place: int | None
+    ahead: int | None
+    eta_seconds: float | None
+    poll_after_seconds: float
+    admission: Annotated[
+        str | None, Meta(description="While admitted: send it as the Admission header to book")
+    ]
+    ticket: Annotated[
+        str | None,
+        Meta(description="Your place, signed: send it as the Queue-Ticket header when polling"),
+    ] = None

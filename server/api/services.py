@@ -19,6 +19,7 @@ from server.catalog.finder import Search
 from server.dispatch.channel import Channel
 from server.dispatch.gateway import Gateway
 from server.settings import Settings
+from server.waiting.room import WaitingRoom
 
 _STATUS_OF_KIND = {"created": 201, "waitlisted": 202, "ok": 200}
 
@@ -31,6 +32,7 @@ class Services:
     client: aredis.Redis
     search: Search
     users: UserIndex
+    room: WaitingRoom
 
 
 def services(request: Request) -> Services:

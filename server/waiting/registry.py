@@ -103,6 +103,10 @@ class SaleRegistry:
         raw = await self.client.hgetall(keys.SALES)
         return {sale.sale_id: sale for sale in (_decode(v) for v in raw.values())}
 
+    async def replace(self, sale: Sale) -> None:
+        """Keep a changed definition (its rate: the routes never change)."""
+        await self.client.hset(keys.SALES, sale.sale_id, msgspec.json.encode(sale))
+
     async def close(self, sale: Sale) -> None:
         """Close the sale for good and free its routes for another."""
         await self.queues.set_state(sale.sale_id, CLOSED)

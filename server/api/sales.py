@@ -1,0 +1,131 @@
+"""The `/v1/sales` resource: a sale and its waiting room (server/waiting/).
+
+An operator opens a sale on some routes at a time; buyers join its queue and poll it;
+the one admitted gets a signed admission to book with. Polls are answered from the front
+end's memory and the caller's signed ticket, joins are coalesced per loop turn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.api.common import endpoint, json_response, read_json
+from server.api.problems import Problem, problem_response
+from server.api.schemas import QueueOut, SaleOut
+from server.api.services import services
+from server.waiting import policy, sales
+from server.waiting.registry import NoSuchRoute, RouteInSale, Sale
+from server.waiting.room import Answer, PollTooSoon, WaitingRoom
+from server.waiting.sales import BadSale, SaleIn, SalePatch
+
+_sale_in = msgspec.json.Decoder(SaleIn)
+_sale_patch = msgspec.json.Decoder(SalePatch)
+
+
+def _room(request: Request) -> WaitingRoom:
+    room: WaitingRoom = request.app.state.services.room
+    return room
+
+
+def _out(room: WaitingRoom, sale: Sale, now: float) -> SaleOut:
+    figures = room.figures.get(sale.sale_id)
+    return SaleOut(
+        sale.sale_id, sale.routes, sale.opens_at.isoformat(), room.state(sale.sale_id, now),
+        sale.admit_per_second, figures.queued if figures else 0,
+        figures.frontier if figures else 0,
+    )  # fmt: skip
+
+
+async def _sale(room: WaitingRoom, sale_id: str) -> Sale:
+    sale = room.sales.get(sale_id) or await room.registry.get(sale_id)
+    if sale is None:
+        raise Problem("not-found", f"There is no sale {sale_id}.")
+    room.sales.setdefault(sale_id, sale)
+    return sale
+
+
+@endpoint("create_sale")
+async def create_sale(request: Request) -> Response:
+    svc = services(request)
+    svc.auth.admin(request.headers.get("authorization"))
+    body = await read_json(request, _sale_in)
+    now = time.time()
+    try:
+        sale = await svc.room.registry.create(sales.check(body, dt.datetime.now(dt.UTC)))
+    except NoSuchRoute as exc:
+        raise Problem("not-found", str(exc)) from None
+    except RouteInSale as exc:
+        raise Problem("sale-conflict", str(exc)) from None
+    except BadSale as exc:
+        raise Problem("validation", str(exc)) from None
+    await svc.room.refresh()  # this front end gates the routes at once
+    return json_response(_out(svc.room, sale, now), 201)
+
+
+@endpoint("get_sale")
+async def get_sale(request: Request) -> Response:
+    svc = services(request)
+    svc.auth.user(request.headers.get("authorization"))
+    sale = await _sale(svc.room, request.path_params["sale_id"])
+    return json_response(_out(svc.room, sale, time.time()))
+
+
+@endpoint("change_sale")
+async def change_sale(request: Request) -> Response:
+    svc = services(request)
+    svc.auth.admin(request.headers.get("authorization"))
+    room = svc.room
+    sale = await _sale(room, request.path_params["sale_id"])
+    body = await read_json(request, _sale_patch)
+    now = time.time()
+    if body.admit_per_second is not None and body.admit_per_second != sale.admit_per_second:
+        sale = msgspec.structs.replace(sale, admit_per_second=body.admit_per_second)
+        await room.registry.replace(sale)
+    if body.state is not None:
+        try:
+            wanted = sales.transition(room.state(sale.sale_id, now), body.state)
+        except BadSale as exc:
+            raise Problem("invalid-state", str(exc)) from None
+        if wanted == policy.CLOSED:
+            await room.registry.close(sale)
+        else:
+            await room.queues.set_state(sale.sale_id, wanted)
+    await room.refresh()
+    return json_response(_out(room, room.sales.get(sale.sale_id, sale), time.time()))
+
+
+def _queue_answer(answer: Answer, status: int = 200) -> Response:
+    v = answer.view
+    body = QueueOut(v.state, v.place, v.ahead, v.eta_seconds, v.poll_after_seconds,
+                    answer.admission, answer.ticket)  # fmt: skip
+    return json_response(body, status)
+
+
+@endpoint("join_queue")
+async def join_queue(request: Request) -> Response:
+    svc = services(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    sale = await _sale(svc.room, request.path_params["sale_id"])
+    if svc.room.state(sale.sale_id, time.time()) == policy.CLOSED:
+        raise Problem("invalid-state", f"Sale {sale.sale_id} is closed; there is no queue.")
+    return _queue_answer(await svc.room.join(sale.sale_id, user.id, time.time()))
+
+
+@endpoint("poll_queue")
+async def poll_queue(request: Request) -> Response:
+    svc = services(request)
+    user = svc.auth.user(request.headers.get("authorization"))
+    sale = await _sale(svc.room, request.path_params["sale_id"])
+    try:
+        answer = await svc.room.poll(
+            sale.sale_id, user.id, request.headers.get("queue-ticket"), time.time()
+        )
+    except PollTooSoon as exc:
+        wait = max(1, round(exc.retry_after))
+        return problem_response("polling-too-fast", str(exc), headers={"Retry-After": str(wait)})
+    return _queue_answer(answer)

@@ -1,0 +1,217 @@
+"""A front end's side of the waiting rooms: what it keeps in memory so that polls and the
+booking endpoint's admission check cost no I/O, and the keeper that moves every sale on.
+
+Every front end runs the keeper, a few times a second: it reads the sales and their
+queues, opens a sale at its time (draws its pre-queue), moves its frontier by its policy,
+marks it sold out when nothing is left on its routes, and refreshes what polls are
+answered from. The writes are safe to race (store.py): whichever front end gets there
+first, the others' moves are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import redis.asyncio as aredis
+import structlog
+
+from actors.storage import keys, routes_store
+from actors.storage.read_side import read_availability
+from server.waiting import policy
+from server.waiting.registry import Sale, SaleRegistry
+from server.waiting.sales import GATED, effective
+from server.waiting.store import Figures, Joins
+from server.waiting.tokens import Admission, BadToken, Signer, Ticket
+
+log = structlog.get_logger("ticketd.waiting")
+
+#: how long an admission lets its holder book
+ADMISSION_SECONDS = 600.0
+#: how long a ticket (a caller's place) is good for
+TICKET_SECONDS = 86_400.0
+#: seats left × this many may be admitted and not yet booked (the automatic policy)
+AUTOMATIC_FACTOR = 1.5
+#: the window over which the admission rate (for the estimated wait) is measured
+_RATE_WINDOW = 10.0
+#: callers whose last poll time is remembered, for the 429 on polling too fast
+_POLLERS = 200_000
+
+
+class NotAdmitted(Exception):
+    """A booking on a route in a running sale without a valid admission for it."""
+
+
+class PollTooSoon(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Poll again in {retry_after:.0f} s, as advised.")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A queue answer: the caller's view, and the tokens that go with it."""
+
+    view: policy.QueueView
+    ticket: str | None
+    admission: str | None
+
+
+class WaitingRoom:
+    """The sales as this front end knows them, refreshed by `run`."""
+
+    def __init__(self, client: aredis.Redis, signer: Signer) -> None:
+        self.client = client
+        self.signer = signer
+        self.registry = SaleRegistry(client)
+        self.queues = self.registry.queues
+        self._joins = Joins(self.queues)
+        self.sales: dict[str, Sale] = {}
+        self.figures: dict[str, Figures] = {}
+        self._gated: dict[str, str] = {}
+        self._history: dict[str, deque[tuple[float, int]]] = {}
+        self._polled: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seats: dict[str, int] = {}  # route id -> its seats (definitions never change)
+
+    # ---- what the endpoints ask, from memory -------------------------------------------
+
+    def gate(self, route_id: str) -> str | None:
+        """The running sale the route is in (its bookings need an admission), if any."""
+        return self._gated.get(route_id)
+
+    def check(self, sale_id: str, user: str, token: str | None, now: float) -> None:
+        """NotAdmitted unless `token` is the user's valid admission to the sale."""
+        if token is None:
+            raise NotAdmitted("it carries no Admission header")
+        try:
+            self.signer.check_admission(token, sale_id, user, now)
+        except BadToken as exc:
+            raise NotAdmitted(str(exc)) from None
+
+    def state(self, sale_id: str, now: float) -> str:
+        sale, figures = self.sales[sale_id], self.figures.get(sale_id)
+        stored = figures.state if figures is not None else policy.SCHEDULED
+        return effective(stored, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
+
+    def rate(self, sale_id: str) -> float:
+        """Admissions per second over the last _RATE_WINDOW seconds."""
+        seen = self._history.get(sale_id)
+        if not seen or len(seen) < 2 or seen[-1][0] <= seen[0][0]:
+            return 0.0
+        return (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0])
+
+    async def join(self, sale_id: str, user: str, now: float) -> Answer:
+        place = await self._joins.join(sale_id, user)
+        ticket = self.signer.ticket(Ticket(sale_id, user, place, now + TICKET_SECONDS))
+        return self._answer(sale_id, user, place or None, ticket, now)
+
+    async def poll(self, sale_id: str, user: str, ticket: str | None, now: float) -> Answer:
+        """The caller's view; from their ticket and memory when it holds a place, else
+        one Redis read (no ticket, or drawn since)."""
+        last = self._polled.get((sale_id, user))
+        view_place: int | None = None
+        if ticket is not None:
+            try:
+                view_place = self.signer.check_ticket(ticket, sale_id, user, now).place or None
+            except BadToken:
+                ticket = None
+        if view_place is None:  # not sent, or in the pre-queue when it was made
+            raw = await self.client.hget(keys.sale_places(sale_id), user)
+            view_place = None if raw is None else int(raw)
+            if view_place is not None:
+                ticket = self.signer.ticket(Ticket(sale_id, user, view_place, now + TICKET_SECONDS))
+        answer = self._answer(sale_id, user, view_place, ticket, now)
+        if last is not None and now - last < answer.view.poll_after_seconds / 2:
+            raise PollTooSoon(answer.view.poll_after_seconds - (now - last))
+        self._polled[(sale_id, user)] = now
+        self._polled.move_to_end((sale_id, user))
+        if len(self._polled) > _POLLERS:
+            self._polled.popitem(last=False)
+        return answer
+
+    def _answer(self, sale_id: str, user: str, place: int | None, ticket: str | None,
+                now: float) -> Answer:  # fmt: skip
+        figures = self.figures.get(sale_id)
+        frontier = figures.frontier if figures is not None else 0
+        view = policy.view(self.state(sale_id, now), place, frontier, self.rate(sale_id))
+        admission = None
+        if view.state == policy.ADMITTED:
+            admission = self.signer.admission(Admission(sale_id, user, now + ADMISSION_SECONDS))
+        return Answer(view, ticket, admission)
+
+    # ---- the keeper -------------------------------------------------------------------
+
+    async def run(self, interval: float = 0.2) -> None:
+        """Move every sale on until cancelled; a failed pass is logged and retried."""
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis may come back
+                log.warning("waiting room pass failed", error=repr(exc))
+            await asyncio.sleep(interval)
+
+    async def refresh(self) -> None:
+        """One pass over every sale."""
+        self.sales = await self.registry.all()
+        now = time.time()
+        gated: dict[str, str] = {}
+        for sale in self.sales.values():
+            figures = await self.queues.figures(sale.sale_id)
+            state = effective(figures.state, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
+            if state == policy.CLOSED:
+                self.figures[sale.sale_id] = figures
+                continue
+            if state != figures.state:  # its time came: open (every front end may)
+                await self.queues.set_state(sale.sale_id, state)
+            if not figures.opened and state != policy.SCHEDULED:
+                await self.queues.open(sale.sale_id)  # draw the pre-queue, once
+            left = await self._seats_left(sale)
+            if left == 0 and state in (policy.OPEN, policy.PAUSED):
+                state = policy.SOLD_OUT  # everybody still waiting hears it at once
+                await self.queues.set_state(sale.sale_id, state)
+            if state == policy.OPEN:
+                await self._advance(sale, figures, left, now)
+            self.figures[sale.sale_id] = figures = await self.queues.figures(sale.sale_id)
+            seen = self._history.setdefault(sale.sale_id, deque())
+            seen.append((now, figures.frontier))
+            while seen and seen[0][0] < now - _RATE_WINDOW:
+                seen.popleft()
+            if figures.state in GATED:
+                gated.update(dict.fromkeys(sale.routes, sale.sale_id))
+        self._gated = gated
+
+    async def _advance(self, sale: Sale, figures: Figures, left: int, now: float) -> None:
+        rule: policy.Policy
+        if sale.admit_per_second is not None:
+            rule = policy.FixedRate(sale.admit_per_second)
+        else:
+            rule = policy.Automatic(AUTOMATIC_FACTOR)
+        # admitted and not booked: those admitted within an admission's lifetime (anyone
+        # before either booked or let their admission lapse) less those who booked since
+        booked = await self.client.scard(keys.sale_booked(sale.sale_id))
+        old = [f for t, f in self._history.get(sale.sale_id, ()) if t <= now - ADMISSION_SECONDS]
+        unbooked = max(0, figures.frontier - max(booked, old[-1] if old else 0))
+        await self.queues.advance(sale.sale_id, rule, seats_left=left, unbooked=unbooked)
+
+    async def _seats_left(self, sale: Sale) -> int:
+        """Seats still bookable for some trip, over the sale's routes (stored figures)."""
+        total = 0
+        read = await read_availability(self.client, sale.routes)
+        for route_id, (stored, _) in zip(sale.routes, read, strict=True):
+            if stored is None:  # no actor ever ran: every seat is free
+                if route_id not in self._seats:
+                    route = await routes_store.fetch(self.client, route_id)
+                    self._seats[route_id] = len(route.seats())
+                total += self._seats[route_id]
+                continue
+            total += sum(max(row, default=0) for row in stored.matrix.values())
+        return total
+
+    async def booked(self, sale_id: str, user: str) -> None:
+        """Count the user as having booked in the sale (for the automatic policy)."""
+        await self.client.sadd(keys.sale_booked(sale_id), user)

@@ -1,0 +1,173 @@
+"""Sales and their waiting rooms over HTTP: a running sale's routes are booked only with
+an admission, the pre-queue is drawn at the opening and later joiners follow in order,
+an operator pauses, resumes and closes, polls faster than advised get 429."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from support.http import (
+    STATIONS,
+    assert_problem,
+    book,
+    booking_body,
+    create_route,
+    people,
+    route_body,
+    train_of,
+)
+
+Tokens = Callable[..., str]
+Ids = Callable[[], str]
+
+
+def _at(seconds: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
+
+
+async def _sale(api: httpx.AsyncClient, admin: str, routes: list[str], opens_in: float,
+                rate: float | None = 1000.0) -> dict[str, Any]:  # fmt: skip
+    body = {"routes": routes, "opens_at": _at(opens_in), "admit_per_second": rate}
+    r = await api.post("/v1/sales", json=body, headers={"Authorization": admin})
+    assert r.status_code == 201, r.text
+    sale: dict[str, Any] = r.json()
+    return sale
+
+
+async def _until(check: Callable[[], Any], seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "it did not happen in time"
+        await asyncio.sleep(0.1)
+
+
+async def _state(api: httpx.AsyncClient, sale_id: str, auth: str) -> str:
+    r = await api.get(f"/v1/sales/{sale_id}", headers={"Authorization": auth})
+    assert r.status_code == 200, r.text
+    state: str = r.json()["state"]
+    return state
+
+
+async def test_a_running_sale_s_routes_are_booked_only_with_an_admission(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin, alice, bob = token("ops", admin=True), token("alice"), token("bob")
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    sale = await _sale(api, admin, [rid], opens_in=1.0)
+    sid = sale["sale_id"]
+    assert sale["state"] == "scheduled"
+    joined = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
+    assert joined.status_code == 200, joined.text
+    assert (joined.json()["state"], joined.json()["place"]) == ("not-open", None)
+
+    async def opened() -> bool:
+        return await _state(api, sid, alice) == "open"
+
+    await _until(opened)
+    trip = booking_body(STATIONS[0], STATIONS[1], "second", people("p1"))
+    refused = assert_problem(await book(api, rid, alice, trip), 403, "not-admitted")
+    assert f"POST /v1/sales/{sid}/queue" in refused["detail"]
+    polled = await api.get(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
+    answer = polled.json()
+    assert (answer["state"], answer["place"]) == ("admitted", 1), answer
+    admission = answer["admission"]
+    headers = {"Authorization": alice, "Admission": admission, "Idempotency-Key": "k1"}
+    r = await api.post(f"/v1/routes/{rid}/bookings", json=trip, headers=headers)
+    assert r.status_code == 201, r.text
+    # someone else's, and a forged one
+    for stolen in (admission, admission[:-2] + ("AA" if admission[-2:] != "AA" else "BB")):
+        headers = {"Authorization": bob, "Admission": stolen, "Idempotency-Key": "k2"}
+        assert_problem(await api.post(f"/v1/routes/{rid}/bookings", json=trip, headers=headers),
+                       403, "not-admitted")  # fmt: skip
+
+
+async def test_the_pre_queue_is_drawn_at_the_opening_and_later_joiners_follow_in_order(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin = token("ops", admin=True)
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    sid = (await _sale(api, admin, [rid], opens_in=1.0, rate=0.5))["sale_id"]
+    early = [token(f"e{n}") for n in range(30)]
+    for auth in early:
+        r = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": auth})
+        assert r.json()["state"] == "not-open"
+
+    async def opened() -> bool:
+        return await _state(api, sid, admin) == "open"
+
+    await _until(opened)
+    late = [token(f"l{n}") for n in range(10)]
+    late_places = []
+    for auth in late:
+        r = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": auth})
+        late_places.append(r.json()["place"])
+    assert late_places == list(range(31, 41))
+    places = []
+    for auth in early:  # joining again answers the same place, now drawn
+        r = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": auth})
+        places.append(r.json()["place"])
+    assert sorted(places) == list(range(1, 31)) and places != list(range(1, 31))
+    # the last of them waits, with people ahead and an estimate
+    waiting = await api.get(f"/v1/sales/{sid}/queue", headers={"Authorization": late[-1]})
+    got = waiting.json()
+    assert got["state"] == "waiting" and got["ahead"] >= 30, got
+
+
+async def test_an_operator_pauses_resumes_and_closes_a_sale(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin, alice = token("ops", admin=True), token("alice")
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    sid = (await _sale(api, admin, [rid], opens_in=0.0))["sale_id"]
+    path, auth = f"/v1/sales/{sid}", {"Authorization": admin}
+    assert_problem(await api.patch(path, json={"state": "paused"},
+                                   headers={"Authorization": alice}), 403, "forbidden")  # fmt: skip
+    r = await api.patch(path, json={"state": "paused"}, headers=auth)
+    assert r.status_code == 200 and r.json()["state"] == "paused", r.text
+    r = await api.patch(path, json={"state": "open", "admit_per_second": 5}, headers=auth)
+    assert (r.json()["state"], r.json()["admit_per_second"]) == ("open", 5), r.text
+    r = await api.patch(path, json={"state": "closed"}, headers=auth)
+    assert r.json()["state"] == "closed", r.text
+    assert_problem(await api.patch(path, json={"state": "open"}, headers=auth), 409,
+                   "invalid-state")  # fmt: skip
+    assert_problem(await api.post(f"{path}/queue", headers={"Authorization": alice}), 409,
+                   "invalid-state")  # fmt: skip
+    # closed: its route is free again, for booking without admission and for a new sale
+    trip = booking_body(STATIONS[0], STATIONS[1], "second", people("p9"))
+    assert (await book(api, rid, alice, trip)).status_code == 201
+    await _sale(api, admin, [rid], opens_in=60)
+
+
+async def test_a_sale_of_routes_that_cannot_be_in_it_says_why(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin = token("ops", admin=True)
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    body = {"routes": [rid], "opens_at": _at(60)}
+    user = {"Authorization": token("u")}
+    assert_problem(await api.post("/v1/sales", json=body, headers=user), 403, "forbidden")
+    await _sale(api, admin, [rid], opens_in=60)
+    assert_problem(await api.post("/v1/sales", json=body, headers={"Authorization": admin}),
+                   409, "sale-conflict")  # fmt: skip
+    missing = {"routes": ["NOPE9-20261201"], "opens_at": _at(60)}
+    assert_problem(await api.post("/v1/sales", json=missing, headers={"Authorization": admin}),
+                   404, "not-found")  # fmt: skip
+    assert_problem(await api.get("/v1/sales/Snope", headers={"Authorization": admin}), 404)
+
+
+async def test_polling_faster_than_advised_gets_429_with_retry_after(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin, alice = token("ops", admin=True), token("alice")
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    sid = (await _sale(api, admin, [rid], opens_in=600))["sale_id"]
+    await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
+    first = await api.get(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
+    assert first.status_code == 200 and first.json()["poll_after_seconds"] >= 1
+    again = await api.get(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
+    assert_problem(again, 429, "polling-too-fast")
+    assert int(again.headers["Retry-After"]) >= 1

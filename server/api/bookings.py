@@ -112,7 +112,7 @@ async def place(
     user = svc.auth.user(headers.get(b"authorization"))
     key = idempotency_key(headers.get(b"idempotency-key"))
     ch = await svc.gateway.channel(route_id)
-    sale_id = svc.room.gate(ch.route.route_id)
+    sale_id = svc.room.gate(ch.route.route_id, time.time())
     if sale_id is not None:  # in a running sale: only with an admission (no I/O)
         try:
             svc.room.check(sale_id, user.id, headers.get(b"admission"), time.time())

@@ -33,7 +33,7 @@ class HoldKeeper:
     async def run(self, interval: float = 0.5) -> None:
         """Look every `interval` seconds until cancelled; a failed pass is logged."""
         while True:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             await asyncio.sleep(interval)
             try:
                 await self._pass()
@@ -64,7 +64,7 @@ class HoldKeeper:
                 self.connector.directory.forget(route_id)
 
 
-def _stop_if_cancelled() -> None:
+def stop_if_cancelled() -> None:
     """Raise the cancel a library swallowed, so a loop stops when it is told to.
 
     On Python 3.11, `asyncio.wait_for` returns normally when it is cancelled in the same

@@ -21,6 +21,7 @@ import structlog
 
 from actors.storage import keys, routes_store
 from actors.storage.read_side import read_availability
+from server.dispatch.holds import stop_if_cancelled
 from server.waiting import policy
 from server.waiting.registry import Sale, SaleRegistry
 from server.waiting.sales import GATED, effective
@@ -71,16 +72,24 @@ class WaitingRoom:
         self._joins = Joins(self.queues)
         self.sales: dict[str, Sale] = {}
         self.figures: dict[str, Figures] = {}
-        self._gated: dict[str, str] = {}
+        #: route id -> (its sale, the sale's stored state, when it opens)
+        self._gated: dict[str, tuple[str, str, float]] = {}
         self._history: dict[str, deque[tuple[float, int]]] = {}
         self._polled: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._seats: dict[str, int] = {}  # route id -> its seats (definitions never change)
 
     # ---- what the endpoints ask, from memory -------------------------------------------
 
-    def gate(self, route_id: str) -> str | None:
-        """The running sale the route is in (its bookings need an admission), if any."""
-        return self._gated.get(route_id)
+    def gate(self, route_id: str, now: float) -> str | None:
+        """The running sale the route is in (its bookings need an admission), if any: one
+        that runs by its state, or by its time even before a keeper's pass has seen it."""
+        found = self._gated.get(route_id)
+        if found is None:
+            return None
+        sale_id, state, opens_at = found
+        if state in GATED or (state == policy.SCHEDULED and now >= opens_at):
+            return sale_id
+        return None
 
     def check(self, sale_id: str, user: str, token: str | None, now: float) -> None:
         """NotAdmitted unless `token` is the user's valid admission to the sale."""
@@ -147,6 +156,7 @@ class WaitingRoom:
     async def run(self, interval: float = 0.2) -> None:
         """Move every sale on until cancelled; a failed pass is logged and retried."""
         while True:
+            stop_if_cancelled()  # redis-py may swallow our cancel (server/dispatch/holds.py)
             try:
                 await self.refresh()
             except asyncio.CancelledError:
@@ -159,7 +169,7 @@ class WaitingRoom:
         """One pass over every sale."""
         self.sales = await self.registry.all()
         now = time.time()
-        gated: dict[str, str] = {}
+        gated: dict[str, tuple[str, str, float]] = {}
         for sale in self.sales.values():
             figures = await self.queues.figures(sale.sale_id)
             state = effective(figures.state, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
@@ -181,8 +191,9 @@ class WaitingRoom:
             seen.append((now, figures.frontier))
             while seen and seen[0][0] < now - _RATE_WINDOW:
                 seen.popleft()
-            if figures.state in GATED:
-                gated.update(dict.fromkeys(sale.routes, sale.sale_id))
+            if figures.state != policy.CLOSED:
+                entry = (sale.sale_id, figures.state, sale.opens_at.timestamp())
+                gated.update(dict.fromkeys(sale.routes, entry))
         self._gated = gated
 
     async def _advance(self, sale: Sale, figures: Figures, left: int, now: float) -> None:

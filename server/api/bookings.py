@@ -112,7 +112,7 @@ async def place(
     user = svc.auth.user(headers.get(b"authorization"))
     key = idempotency_key(headers.get(b"idempotency-key"))
     ch = await svc.gateway.channel(route_id)
-    sale_id = svc.room.gate(ch.route.route_id, time.time())
+    sale_id = svc.room.gate(ch.route.route_id)
     if sale_id is not None:  # in a running sale: only with an admission (no I/O)
         try:
             svc.room.check(sale_id, user.id, headers.get(b"admission"), time.time())
@@ -150,7 +150,7 @@ async def place(
     )  # fmt: skip
     res = await svc.gateway.call(ch, cmd)
     if sale_id is not None and res.ok:
-        await svc.room.booked(sale_id, user.id)  # the automatic policy admits more
+        svc.room.booked(sale_id, user.id)  # the automatic policy admits more
     return answer(ch, res)
 
 

@@ -113,9 +113,11 @@ async def place(
     key = idempotency_key(headers.get(b"idempotency-key"))
     ch = await svc.gateway.channel(route_id)
     sale_id = svc.room.gate(ch.route.route_id)
+    waitlist_only = False
     if sale_id is not None:  # in a running sale: only with an admission (no I/O)
         try:
-            svc.room.check(sale_id, user.id, headers.get(b"admission"), time.time())
+            got = svc.room.check(sale_id, user.id, headers.get(b"admission"), time.time())
+            waitlist_only = got.waitlist_only
         except NotAdmitted as exc:
             raise Problem(
                 "not-admitted",
@@ -127,6 +129,13 @@ async def place(
     svc.gateway.admit(ch)  # before reading and hashing the body
     check_body_headers(headers)
     body = decode_json(await read(), schemas.booking_in)
+    if waitlist_only and not body.waitlist:
+        raise Problem(
+            "not-admitted",
+            f"Sale {sale_id} sold out: your admission lets you join the waitlist only; "
+            'send the booking again with "waitlist": true.',
+            sale_id=sale_id,
+        )
     i, j = trip(ch, body.from_, body.to, body.klass)
     picked = picked_seats(ch, body) if body.seats else []
     route_id = ch.route.route_id

@@ -101,8 +101,9 @@ async def change_sale(request: Request) -> Response:
 
 def _queue_answer(answer: Answer, status: int = 200) -> Response:
     v = answer.view
+    offered = v.state == policy.SOLD_OUT and answer.admission is not None
     body = QueueOut(v.state, v.place, v.ahead, v.eta_seconds, v.poll_after_seconds,
-                    answer.admission, answer.ticket)  # fmt: skip
+                    answer.admission, answer.ticket, offered)  # fmt: skip
     return json_response(body, status)
 
 

@@ -189,6 +189,22 @@ class SaleOut(msgspec.Struct):
     #: places given so far, and how far admission has reached
     queued: int = 0
     admitted: int = 0
+    joined: Annotated[
+        int, Meta(description="People who joined its queue, those waiting for the opening too")
+    ] = 0
+    seats_left: Annotated[
+        int | None,
+        Meta(description="Seats still bookable for some trip on its routes, as this front end "
+             "last counted them (a few times a second); null until counted, and for a sale "
+             "closed before it was"),
+    ] = None  # fmt: skip
+    admit_rate: Annotated[
+        float, Meta(description="People admitted per second, measured over the last 10 s")
+    ] = 0.0
+
+
+class SaleList(msgspec.Struct):
+    sales: Annotated[list[SaleOut], Meta(description="Latest opening first")]
 
 
 class QueueOut(msgspec.Struct):
@@ -198,9 +214,18 @@ class QueueOut(msgspec.Struct):
     eta_seconds: float | None
     poll_after_seconds: float
     admission: Annotated[
-        str | None, Meta(description="While admitted: send it as the Admission header to book")
-    ]
+        str | None,
+        Meta(description="While admitted: send it as the Admission header to book; once "
+             "sold out, the waitlist's (see `waitlist`)"),
+    ]  # fmt: skip
     ticket: Annotated[
         str | None,
         Meta(description="Your place, signed: send it as the Queue-Ticket header when polling"),
     ] = None
+    waitlist: Annotated[
+        bool,
+        Meta(
+            description="The sale sold out and you are offered its waitlist: book with "
+            '"waitlist": true and the admission; freed seats go to it in order'
+        ),
+    ] = False

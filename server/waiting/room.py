@@ -75,12 +75,13 @@ class WaitingRoom:
         #: route id -> (its sale, the sale's stored state, when it opens)
         self._gated: dict[str, tuple[str, str, float]] = {}
         self._history: dict[str, deque[tuple[float, int]]] = {}
-        self._polled: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._seats: dict[str, int] = {}
+        #: (sale, user) -> when they last polled, and the wait they were advised then
+        self._polled: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._seats: dict[str, int] = {}  # route id -> its seats (definitions never change)
+        #: sale -> seats left on its routes, as the last pass counted them
+        self.seats_left: dict[str, int] = {}
         self._booked: dict[str, set[str]] = {}  # sale -> users who booked, this loop turn
-        self._tasks: set[asyncio.Task[None]] = (
-            set()
-        )  # route id -> its seats (definitions never change)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- what the endpoints ask, from memory -------------------------------------------
 
@@ -96,12 +97,13 @@ class WaitingRoom:
             return sale_id
         return None
 
-    def check(self, sale_id: str, user: str, token: str | None, now: float) -> None:
-        """NotAdmitted unless `token` is the user's valid admission to the sale."""
+    def check(self, sale_id: str, user: str, token: str | None, now: float) -> Admission:
+        """The user's admission to the sale that `token` is; NotAdmitted if it is none
+        (a `waitlist_only` one admits waitlisted bookings alone: the caller checks)."""
         if token is None:
             raise NotAdmitted("it carries no Admission header")
         try:
-            self.signer.check_admission(token, sale_id, user, now)
+            return self.signer.check_admission(token, sale_id, user, now)
         except BadToken as exc:
             raise NotAdmitted(str(exc)) from None
 
@@ -125,7 +127,7 @@ class WaitingRoom:
     async def poll(self, sale_id: str, user: str, ticket: str | None, now: float) -> Answer:
         """The caller's view; from their ticket and memory when it holds a place, else
         one Redis read (no ticket, or drawn since)."""
-        last = self._polled.get((sale_id, user))
+        last, advised = self._polled.get((sale_id, user), (None, 0.0))
         view_place: int | None = None
         if ticket is not None:
             try:
@@ -138,9 +140,11 @@ class WaitingRoom:
             if view_place is not None:
                 ticket = self.signer.ticket(Ticket(sale_id, user, view_place, now + TICKET_SECONDS))
         answer = self._answer(sale_id, user, view_place, ticket, now)
-        if last is not None and now - last < answer.view.poll_after_seconds / 2:
-            raise PollTooSoon(answer.view.poll_after_seconds - (now - last))
-        self._polled[(sale_id, user)] = now
+        # judged by the wait the caller was advised last time, not by this answer's: one
+        # who polls as told is answered even when the advice grew (at the opening, say)
+        if last is not None and now - last < advised / 2:
+            raise PollTooSoon(advised - (now - last))
+        self._polled[(sale_id, user)] = (now, answer.view.poll_after_seconds)
         self._polled.move_to_end((sale_id, user))
         if len(self._polled) > _POLLERS:
             self._polled.popitem(last=False)
@@ -150,10 +154,20 @@ class WaitingRoom:
                 now: float) -> Answer:  # fmt: skip
         figures = self.figures.get(sale_id)
         frontier = figures.frontier if figures is not None else 0
-        view = policy.view(self.state(sale_id, now), place, frontier, self.rate(sale_id))
+        state, rate = self.state(sale_id, now), self.rate(sale_id)
+        fixed = self.sales[sale_id].admit_per_second
+        if rate == 0 and state == policy.OPEN and fixed is not None:
+            # nothing measured yet (the opening): the fixed rate is known, so the first
+            # answers get an estimate and a short poll, not "come back in 15 s"
+            rate = fixed
+        view = policy.view(state, place, frontier, rate)
         admission = None
         if view.state == policy.ADMITTED:
             admission = self.signer.admission(Admission(sale_id, user, now + ADMISSION_SECONDS))
+        elif view.state == policy.SOLD_OUT and place is not None:
+            # everybody still waiting is offered the waitlist (cancelled seats go to it)
+            waitlist = Admission(sale_id, user, now + ADMISSION_SECONDS, waitlist_only=True)
+            admission = self.signer.admission(waitlist)
         return Answer(view, ticket, admission)
 
     # ---- the keeper -------------------------------------------------------------------
@@ -180,12 +194,13 @@ class WaitingRoom:
             state = effective(figures.state, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
             if state == policy.CLOSED:
                 self.figures[sale.sale_id] = figures
+                self._history.pop(sale.sale_id, None)  # admits nobody any more
                 continue
             if state != figures.state:  # its time came: open (every front end may)
                 await self.queues.set_state(sale.sale_id, state)
             if not figures.opened and state != policy.SCHEDULED:
                 await self.queues.open(sale.sale_id)  # draw the pre-queue, once
-            left = await self._seats_left(sale)
+            self.seats_left[sale.sale_id] = left = await self._seats_left(sale)
             if left == 0 and state in (policy.OPEN, policy.PAUSED):
                 state = policy.SOLD_OUT  # everybody still waiting hears it at once
                 await self.queues.set_state(sale.sale_id, state)

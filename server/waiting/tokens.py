@@ -5,8 +5,9 @@ A *ticket* says "this user holds this place in this sale's queue"; an *admission
 URL-safe base64, the signature an HMAC-SHA256 with a key derived from the cluster's
 secret (TICKETD_CLUSTER_SECRET, the same on every node, kept in DATA_DIR), so they
 survive a front-end restart and work on every front end. A token is bound to its kind,
-sale and user: one made for another sale, another user or the other kind is refused
-like a forged one.
+sale and user: one made for another sale, another user or another kind is refused
+like a forged one. Once a sale sold out, those still holding a place are offered its
+waitlist: an admission marked `waitlist_only`, good for waitlisted bookings alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-_KIND_TICKET, _KIND_ADMISSION = "t", "a"
+#: a ticket, an admission, and the admission a sold-out sale gives to its waitlist
+_KIND_TICKET, _KIND_ADMISSION, _KIND_WAITLIST = "t", "a", "w"
 
 
 class BadToken(Exception):
@@ -49,6 +51,8 @@ class Admission:
     sale_id: str
     user: str
     expires_at: float
+    #: given once the sale sold out: it admits waitlisted bookings only
+    waitlist_only: bool = False
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -77,7 +81,7 @@ class Signer:
         mac = hmac.new(self._key, payload, hashlib.sha256).digest()
         return f"{_b64(payload)}.{_b64(mac)}"
 
-    def _open(self, token: str, kind: str, sale_id: str, user: str, now: float) -> _Claims:
+    def _open(self, token: str, kinds: str, sale_id: str, user: str, now: float) -> _Claims:
         try:
             head, _, tail = token.partition(".")
             payload, mac = _unb64(head), _unb64(tail)
@@ -90,7 +94,7 @@ class Signer:
             claims = _decode(payload)
         except msgspec.DecodeError:
             raise BadToken("it is not one of ours") from None
-        if claims.kind != kind or claims.sale_id != sale_id or claims.user != user:
+        if claims.kind not in kinds or claims.sale_id != sale_id or claims.user != user:
             raise BadToken("it was made for another sale or user")
         if now >= claims.expires_at:
             raise BadToken("it has expired")
@@ -100,7 +104,8 @@ class Signer:
         return self._sign(_Claims(_KIND_TICKET, t.sale_id, t.user, t.place, t.expires_at))
 
     def admission(self, a: Admission) -> str:
-        return self._sign(_Claims(_KIND_ADMISSION, a.sale_id, a.user, 0, a.expires_at))
+        kind = _KIND_WAITLIST if a.waitlist_only else _KIND_ADMISSION
+        return self._sign(_Claims(kind, a.sale_id, a.user, 0, a.expires_at))
 
     def check_ticket(self, token: str, sale_id: str, user: str, now: float) -> Ticket:
         """The ticket, if `token` is a valid one of `user` in `sale_id`; BadToken if not."""
@@ -110,5 +115,5 @@ class Signer:
     def check_admission(self, token: str, sale_id: str, user: str, now: float) -> Admission:
         """The admission, if `token` is a valid one of `user` in `sale_id`; BadToken if
         not (forged, someone else's, another sale's, or expired)."""
-        c = self._open(token, _KIND_ADMISSION, sale_id, user, now)
-        return Admission(c.sale_id, c.user, c.expires_at)
+        c = self._open(token, _KIND_ADMISSION + _KIND_WAITLIST, sale_id, user, now)
+        return Admission(c.sale_id, c.user, c.expires_at, c.kind == _KIND_WAITLIST)

@@ -15,6 +15,7 @@ from support.http import (
     assert_problem,
     book,
     booking_body,
+    coach,
     create_route,
     people,
     route_body,
@@ -177,3 +178,81 @@ async def test_polling_faster_than_advised_gets_429_with_retry_after(
     again = await api.get(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
     assert_problem(again, 429, "polling-too-fast")
     assert int(again.headers["Retry-After"]) >= 1
+
+
+async def test_a_sold_out_sale_tells_everybody_still_waiting_and_offers_the_waitlist(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin = token("ops", admin=True)
+    small = route_body(train_of(route_id_factory), coaches=[coach("01", "second", 1, "AB")])
+    rid = await create_route(api, admin, small)
+    sid = (await _sale(api, admin, [rid], opens_in=0.5, rate=1.0))["sale_id"]
+    users = {name: token(name) for name in ("u1", "u2", "u3", "u4")}
+    tickets = {}
+    for name, auth in users.items():
+        r = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": auth})
+        tickets[name] = r.json()["ticket"]
+
+    async def opened() -> bool:
+        return await _drawn(api, sid, admin, 4)
+
+    await _until(opened)
+
+    async def poll(name: str) -> dict[str, Any]:
+        headers = {"Authorization": users[name], "Queue-Ticket": tickets[name]}
+        r = await api.get(f"/v1/sales/{sid}/queue", headers=headers)
+        assert r.status_code == 200, r.text
+        got: dict[str, Any] = r.json()
+        return got
+
+    async def rejoin(name: str) -> dict[str, Any]:  # answers like a poll, never 429
+        r = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": users[name]})
+        assert r.status_code == 200, r.text
+        got: dict[str, Any] = r.json()
+        return got
+
+    # one user a second: the first admitted buys the whole train
+    places = {name: (await rejoin(name))["place"] for name in users}
+    first = min(places, key=places.__getitem__)
+
+    async def admitted() -> bool:
+        return bool((await rejoin(first))["state"] == "admitted")
+
+    await _until(admitted)
+    admission = (await rejoin(first))["admission"]
+    whole = booking_body(STATIONS[0], STATIONS[-1], "second", people("p1", "p2"))
+    headers = {"Authorization": users[first], "Admission": admission, "Idempotency-Key": "s1"}
+    bought = await api.post(f"/v1/routes/{rid}/bookings", json=whole, headers=headers)
+    assert bought.status_code == 201, bought.text
+
+    async def sold_out() -> bool:
+        return await _state(api, sid, admin) == "sold-out"
+
+    await _until(sold_out, seconds=5)
+    # everybody still waiting hears it on their next poll, from any place in the line
+    others = [name for name in users if name != first]
+    offers = {}
+    for name in others:
+        heard = await poll(name)
+        assert (heard["state"], heard["waitlist"]) == ("sold-out", True), heard
+        assert heard["admission"] and heard["ahead"] is None, heard
+        offers[name] = heard["admission"]
+    # the offer admits a waitlisted booking, and nothing else
+    last = others[-1]
+    offer = offers[last]
+    headers = {"Authorization": users[last], "Admission": offer, "Idempotency-Key": "w1"}
+    trip = booking_body(STATIONS[0], STATIONS[1], "second", people("p9"))
+    refused = assert_problem(
+        await api.post(f"/v1/routes/{rid}/bookings", json=trip, headers=headers),
+        403, "not-admitted",
+    )  # fmt: skip
+    assert '"waitlist": true' in refused["detail"]
+    waiting = {**trip, "waitlist": True}
+    r = await api.post(f"/v1/routes/{rid}/bookings", json=waiting, headers=headers)
+    assert r.status_code == 202 and r.json()["status"] == "waitlisted", r.text
+    waitlisted = r.json()["booking_id"]
+    # a seat given back goes to the waitlist
+    path = f"/v1/bookings/{bought.json()['booking_id']}"
+    assert (await api.delete(path, headers={"Authorization": users[first]})).status_code == 200
+    r = await api.get(f"/v1/bookings/{waitlisted}", headers={"Authorization": users[last]})
+    assert r.json()["status"] == "held", r.text

@@ -66,3 +66,13 @@ def test_forged_and_foreign_tokens_are_refused() -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         Signer("short")
+
+
+def test_a_sold_out_sale_s_waitlist_admission_says_so_and_is_no_ticket() -> None:
+    signer = Signer(SECRET)
+    token = signer.admission(Admission("sale1", "alice", NOW + 60, waitlist_only=True))
+    assert signer.check_admission(token, "sale1", "alice", NOW).waitlist_only
+    plain = signer.admission(Admission("sale1", "alice", NOW + 60))
+    assert not signer.check_admission(plain, "sale1", "alice", NOW).waitlist_only
+    with pytest.raises(BadToken):
+        signer.check_ticket(token, "sale1", "alice", NOW)

@@ -12,54 +12,21 @@ from pathlib import Path
 import httpx
 import pytest
 from support.http import booking_body, coach, people, route_body
-from support.process import SECRET, Server, redis_servers_on, start_server
+from support.process import (
+    SECRET,
+    Server,
+    alive,
+    descendants,
+    redis_servers_on,
+    start_server,
+    workers_of,
+)
 
 from server.api.auth import mint
 
 __all__ = ["start_server"]  # a fixture
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-
-
-def _children(pid: int) -> dict[int, str]:
-    """Every descendant of pid with its command line."""
-    parent_of: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        names[int(entry.name)] = argv
-    found: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        at = frontier.pop()
-        for child, parent in parent_of.items():
-            if parent == at and child not in found:
-                found[child] = names[child]
-                frontier.append(child)
-    return found
-
-
-def _workers(server: Server) -> list[int]:
-    return sorted(p for p, argv in _children(server.proc.pid).items() if "server worker" in argv)
-
-
-def _alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            out.append(pid)
-    return out
 
 
 def _auth(user: str, admin: bool = False) -> dict[str, str]:
@@ -81,8 +48,8 @@ def test_workers_share_the_port_and_a_killed_one_is_replaced(
     start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     server = start_server(tmp_path / "data", TICKETD_WORKERS="2")
-    workers = _workers(server)
-    assert len(workers) == 2, _children(server.proc.pid)
+    workers = workers_of(server)
+    assert len(workers) == 2, descendants(server.proc.pid)
     # the kernel spreads new connections over both (SO_REUSEPORT)
     assert _served_by(server.url) == set(workers)
 
@@ -106,7 +73,7 @@ def test_workers_share_the_port_and_a_killed_one_is_replaced(
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        now = _workers(server)
+        now = workers_of(server)
         if len(now) == 2 and victim not in now:
             try:
                 if _served_by(server.url) == set(now):
@@ -135,16 +102,16 @@ def test_a_stop_signal_twice_leaves_no_process_behind(
 ) -> None:
     data_dir = (tmp_path / "data").resolve()
     server = start_server(data_dir, TICKETD_WORKERS="2")
-    family = list(_children(server.proc.pid))
-    assert len(_workers(server)) == 2 and redis_servers_on(data_dir)
+    family = list(descendants(server.proc.pid))
+    assert len(workers_of(server)) == 2 and redis_servers_on(data_dir)
     # Ctrl-C under make: the signal can arrive twice
     server.proc.send_signal(sig)
     time.sleep(0.2)
     server.proc.send_signal(sig)
     assert server.proc.wait(timeout=40) == 0, server.log_tail()
     deadline = time.monotonic() + 10
-    while _alive(family) and time.monotonic() < deadline:
+    while alive(family) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = {pid: argv for pid, argv in _children(1).items() if pid in _alive(family)}
+    left = {pid: argv for pid, argv in descendants(1).items() if pid in alive(family)}
     assert left == {}, left
     assert redis_servers_on(data_dir) == []

@@ -113,3 +113,46 @@ def redis_servers_on(data_dir: Path) -> list[int]:
         if name in ("redis-server", "valkey-server") and str(data_dir).encode() in b" ".join(argv):
             found.append(int(entry.name))
     return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every descendant of pid with its command line."""
+    parent_of: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        names[int(entry.name)] = argv
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        at = frontier.pop()
+        for child, parent in parent_of.items():
+            if parent == at and child not in found:
+                found[child] = names[child]
+                frontier.append(child)
+    return found
+
+
+def workers_of(server: Server) -> list[int]:
+    """Pids of the server's front-end worker processes."""
+    return sorted(p for p, argv in descendants(server.proc.pid).items() if "server worker" in argv)
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of pids still running (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out

@@ -154,6 +154,16 @@ ENDPOINTS: list[Endpoint] = [
         body=SaleIn, auth=True,
     ),
     Endpoint(
+        "GET", "/v1/sales", sales.list_sales,
+        "Every sale, latest opening first, with its queue's figures; ?route= only that "
+        "route's",
+        {200: Reply("The sales", api.SaleList)}, ("unauthorized", "validation"),
+        (query("route", "Only the sales of this route", pattern=ROUTE_ID_PATTERN),), auth=True,
+        description="Answered from this front end's memory of the sales, which its keeper "
+        "refreshes a few times a second: a sale made through another front end may take a "
+        "moment to appear.",
+    ),
+    Endpoint(
         "GET", "/v1/sales/{sale_id}", sales.get_sale, "A sale: its routes, time, state, queue",
         {200: Reply("The sale", api.SaleOut)}, ("unauthorized", "not-found", "unavailable"),
         (SALE_ID,), auth=True,

@@ -14,9 +14,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from actors.domain.route import is_route_id
+from server.api import query
 from server.api.common import endpoint, json_response, read_json
 from server.api.problems import Problem, problem_response
-from server.api.schemas import QueueOut, SaleOut
+from server.api.schemas import QueueOut, SaleList, SaleOut
 from server.api.services import services
 from server.waiting import policy, sales
 from server.waiting.registry import NoSuchRoute, RouteInSale, Sale
@@ -33,11 +35,13 @@ def _room(request: Request) -> WaitingRoom:
 
 
 def _out(room: WaitingRoom, sale: Sale, now: float) -> SaleOut:
+    """The sale as this front end knows it: every figure from memory, no I/O."""
     figures = room.figures.get(sale.sale_id)
     return SaleOut(
         sale.sale_id, sale.routes, sale.opens_at.isoformat(), room.state(sale.sale_id, now),
         sale.admit_per_second, figures.queued if figures else 0,
-        figures.frontier if figures else 0,
+        figures.frontier if figures else 0, figures.joins if figures else 0,
+        room.seats_left.get(sale.sale_id), round(room.rate(sale.sale_id), 2),
     )  # fmt: skip
 
 
@@ -65,6 +69,20 @@ async def create_sale(request: Request) -> Response:
         raise Problem("validation", str(exc)) from None
     await svc.room.refresh()  # this front end gates the routes at once
     return json_response(_out(svc.room, sale, now), 201)
+
+
+@endpoint("list_sales")
+async def list_sales(request: Request) -> Response:
+    """Every sale (closed ones too), from memory: the keeper reads them all anyway."""
+    svc = services(request)
+    svc.auth.user(request.headers.get("authorization"))
+    route = query.params(request, ("route",)).get("route")
+    if route is not None and not is_route_id(route):
+        raise Problem("validation", f"{route!r} is not a route id; give one like G101-20261201.")
+    room, now = svc.room, time.time()
+    found = [s for s in list(room.sales.values()) if route is None or route in s.routes]
+    found.sort(key=lambda s: (s.opens_at, s.sale_id), reverse=True)
+    return json_response(SaleList([_out(room, s, now) for s in found]))
 
 
 @endpoint("get_sale")

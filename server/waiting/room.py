@@ -24,7 +24,7 @@ from actors.storage.read_side import read_availability
 from server.dispatch.holds import stop_if_cancelled
 from server.waiting import policy
 from server.waiting.registry import Sale, SaleRegistry
-from server.waiting.sales import GATED, effective
+from server.waiting.sales import effective
 from server.waiting.store import Figures, Joins
 from server.waiting.tokens import Admission, BadToken, Signer, Ticket
 
@@ -72,8 +72,8 @@ class WaitingRoom:
         self._joins = Joins(self.queues)
         self.sales: dict[str, Sale] = {}
         self.figures: dict[str, Figures] = {}
-        #: route id -> (its sale, the sale's stored state, when it opens)
-        self._gated: dict[str, tuple[str, str, float]] = {}
+        #: route id -> the sale it is in (until the sale closes)
+        self._gated: dict[str, str] = {}
         self._history: dict[str, deque[tuple[float, int]]] = {}
         #: (sale, user) -> when they last polled, and the wait they were advised then
         self._polled: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
@@ -86,16 +86,11 @@ class WaitingRoom:
     # ---- what the endpoints ask, from memory -------------------------------------------
 
     def gate(self, route_id: str) -> str | None:
-        """The running sale the route is in (its bookings need an admission), if any: one
-        that runs by its state, or by its time even before a keeper's pass has seen it.
-        (Every booking asks: a route in no sale costs one dict lookup.)"""
-        found = self._gated.get(route_id)
-        if found is None:
-            return None
-        sale_id, state, opens_at = found
-        if state in GATED or (state == policy.SCHEDULED and time.time() >= opens_at):
-            return sale_id
-        return None
+        """The sale the route is in (its bookings need an admission), if any: from its
+        creation to its closing. Before the opening nobody holds an admission, so nobody
+        books ahead of the queue. (Every booking asks: a route in no sale costs one dict
+        lookup.)"""
+        return self._gated.get(route_id)
 
     def check(self, sale_id: str, user: str, token: str | None, now: float) -> Admission:
         """The user's admission to the sale that `token` is; NotAdmitted if it is none
@@ -188,7 +183,7 @@ class WaitingRoom:
         """One pass over every sale."""
         self.sales = await self.registry.all()
         now = time.time()
-        gated: dict[str, tuple[str, str, float]] = {}
+        gated: dict[str, str] = {}
         for sale in self.sales.values():
             figures = await self.queues.figures(sale.sale_id)
             state = effective(figures.state, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
@@ -212,8 +207,7 @@ class WaitingRoom:
             while seen and seen[0][0] < now - _RATE_WINDOW:
                 seen.popleft()
             if figures.state != policy.CLOSED:
-                entry = (sale.sale_id, figures.state, sale.opens_at.timestamp())
-                gated.update(dict.fromkeys(sale.routes, entry))
+                gated.update(dict.fromkeys(sale.routes, sale.sale_id))
         self._gated = gated
 
     async def _advance(self, sale: Sale, figures: Figures, left: int, now: float) -> None:

@@ -3,8 +3,8 @@ through (the contract's `POST/GET/PATCH /v1/sales`).
 
 States: `scheduled` until `opens_at`, then `open` (admitting), `paused` (admission held
 by the operator), `sold-out` (nothing left on its routes: everybody still waiting hears
-it at once) and `closed` (for good). While a sale is open, paused or sold out, booking
-one of its routes needs an admission for it.
+it at once) and `closed` (for good). Until a sale is closed, booking one of its routes
+needs an admission for it (none exists before the opening).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from msgspec import Meta
 
 from server.waiting.policy import CLOSED, OPEN, PAUSED, SCHEDULED, SOLD_OUT
 
-#: the states in which a sale's routes can be booked only with an admission
-GATED = frozenset({OPEN, PAUSED, SOLD_OUT})
 #: what an operator may ask for, from each state (the sale itself moves scheduled ->
 #: open at its time, and open/paused -> sold-out when its routes sell out)
 _ALLOWED: dict[str, frozenset[str]] = {

@@ -70,11 +70,15 @@ async def test_a_running_sale_s_routes_are_booked_only_with_an_admission(
     joined = await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": alice})
     assert joined.status_code == 200, joined.text
     assert (joined.json()["state"], joined.json()["place"]) == ("not-open", None)
+    # before the opening nobody is admitted, so nobody books ahead of the queue
+    early = booking_body(STATIONS[0], STATIONS[1], "second", people("p0"))
+    assert_problem(await book(api, rid, alice, early), 403, "not-admitted")
 
-    async def opened() -> bool:
-        return await _drawn(api, sid, alice, 1)
+    async def admitted() -> bool:  # drawn, and the frontier moved past her (next pass)
+        r = await api.get(f"/v1/sales/{sid}", headers={"Authorization": alice})
+        return bool(r.json()["state"] == "open" and r.json()["admitted"] >= 1)
 
-    await _until(opened)
+    await _until(admitted)
     trip = booking_body(STATIONS[0], STATIONS[1], "second", people("p1"))
     refused = assert_problem(await book(api, rid, alice, trip), 403, "not-admitted")
     assert f"POST /v1/sales/{sid}/queue" in refused["detail"]

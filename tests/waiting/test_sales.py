@@ -66,7 +66,3 @@ def test_an_operator_pauses_resumes_and_closes_and_nothing_reopens_a_closed_sale
         sales.transition(policy.CLOSED, policy.OPEN)
     with pytest.raises(BadSale, match="cannot be made open"):
         sales.transition(policy.SOLD_OUT, policy.OPEN)
-
-
-def test_only_a_running_sale_gates_its_routes() -> None:
-    assert {policy.OPEN, policy.PAUSED, policy.SOLD_OUT} == sales.GATED

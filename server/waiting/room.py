@@ -120,25 +120,30 @@ class WaitingRoom:
         return self._answer(sale_id, user, place or None, ticket, now)
 
     async def poll(self, sale_id: str, user: str, ticket: str | None, now: float) -> Answer:
-        """The caller's view; from their ticket and memory when it holds a place, else
-        one Redis read (no ticket, or drawn since)."""
+        """The caller's view, from their ticket and memory: in the queue, or in the
+        pre-queue before the draw. One Redis read only without a valid ticket, or for a
+        pre-queue ticket once the draw gave its holder a place (then a new ticket)."""
         last, advised = self._polled.get((sale_id, user), (None, 0.0))
-        view_place: int | None = None
-        if ticket is not None:
-            try:
-                view_place = self.signer.check_ticket(ticket, sale_id, user, now).place or None
-            except BadToken:
-                ticket = None
-        if view_place is None:  # not sent, or in the pre-queue when it was made
-            raw = await self.client.hget(keys.sale_places(sale_id), user)
-            view_place = None if raw is None else int(raw)
-            if view_place is not None:
-                ticket = self.signer.ticket(Ticket(sale_id, user, view_place, now + TICKET_SECONDS))
-        answer = self._answer(sale_id, user, view_place, ticket, now)
         # judged by the wait the caller was advised last time, not by this answer's: one
         # who polls as told is answered even when the advice grew (at the opening, say)
         if last is not None and now - last < advised / 2:
             raise PollTooSoon(advised - (now - last))
+        place: int | None = None
+        known = False  # the place is known without asking Redis
+        if ticket is not None:
+            try:
+                place = self.signer.check_ticket(ticket, sale_id, user, now).place or None
+            except BadToken:
+                ticket = None
+            else:
+                figures = self.figures.get(sale_id)
+                known = place is not None or figures is None or not figures.opened
+        if not known:  # no valid ticket, or in the pre-queue when it was made and drawn since
+            raw = await self.client.hget(keys.sale_places(sale_id), user)
+            place = None if raw is None else int(raw)
+            if place is not None:
+                ticket = self.signer.ticket(Ticket(sale_id, user, place, now + TICKET_SECONDS))
+        answer = self._answer(sale_id, user, place, ticket, now)
         self._polled[(sale_id, user)] = (now, answer.view.poll_after_seconds)
         self._polled.move_to_end((sale_id, user))
         if len(self._polled) > _POLLERS:

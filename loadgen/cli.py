@@ -12,10 +12,12 @@ from pathlib import Path
 import uvloop
 from rich.console import Console
 
-from loadgen.config import SCENARIOS, STEADY_DEFAULT_RATE, Config
+from loadgen.config import DEFAULT_DURATION, SCENARIOS, STEADY_DEFAULT_RATE, Config
 from loadgen.errors import LoadgenError
 from loadgen.report import plot_path, summary
 from loadgen.runner import run
+from loadgen.waiting import cli as waiting_cli
+from loadgen.waiting import config as waiting_defaults
 
 EXIT_PASSED = 0
 EXIT_AUDIT_FAILED = 1
@@ -41,6 +43,7 @@ scenarios:
   mixed       steady traffic: 60% availability, 30% bookings, 10% cancels of its own
   steady      the mixed traffic open-loop at --rate (default {STEADY_DEFAULT_RATE:g}/s) to read
               latency without coordinated omission
+{waiting_cli.EPILOG}
 
 load modes:
   closed loop (default): --concurrency workers, each sends when its last request ends.
@@ -74,9 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration",
         type=float,
-        default=30.0,
         metavar="S",
-        help="seconds of load (default: %(default)g)",
+        help=f"seconds of load (default: {DEFAULT_DURATION:g}; waiting-room: the most it may "
+        f"take, default {waiting_defaults.DEFAULT_DURATION:g})",
     )
     p.add_argument(
         "--concurrency",
@@ -104,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-requests", type=int, metavar="N", help="stop after N requests")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    waiting_cli.add_arguments(p)
     return p
 
 
@@ -113,11 +117,15 @@ def config_from(args: argparse.Namespace, *, interactive: bool) -> Config:
     if report is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         report = Path("reports") / f"{args.scenario}-{stamp}.json"
+    duration = args.duration
+    if duration is None:
+        waiting = args.scenario == "waiting-room"
+        duration = waiting_defaults.DEFAULT_DURATION if waiting else DEFAULT_DURATION
     return Config(
         url=args.url,
         jwt_secret=args.jwt_secret or "",
         scenario=args.scenario,
-        duration=args.duration,
+        duration=duration,
         concurrency=args.concurrency,
         rate=args.rate,
         report=report,
@@ -144,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.print_usage(sys.stderr)
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if config.scenario == "waiting-room":
+        return _waiting_room(p, args, config, console)
     try:
         report = uvloop.run(run(config))
     except LoadgenError as exc:
@@ -155,4 +165,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(summary(report))
     if config.report is not None:
         console.print(f"report: {config.report}  plot: {plot_path(config.report)}")
+    return EXIT_PASSED if report.audit.ok else EXIT_AUDIT_FAILED
+
+
+def _waiting_room(
+    p: argparse.ArgumentParser, args: argparse.Namespace, base: Config, console: Console
+) -> int:
+    # Imported here: the other scenarios need none of it.
+    from loadgen.waiting import report as waiting_report
+    from loadgen.waiting.runner import run as run_waiting
+
+    try:
+        config = waiting_cli.waiting_config(args, base)
+    except ValueError as exc:
+        p.print_usage(sys.stderr)
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = uvloop.run(run_waiting(config))
+    except LoadgenError as exc:
+        print(f"loadgen: {exc}", file=sys.stderr)
+        return EXIT_SETUP_FAILED
+    except KeyboardInterrupt:
+        print("loadgen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    console.print(waiting_report.summary(report))
+    if base.report is not None:
+        console.print(f"report: {base.report}  plot: {plot_path(base.report)}")
     return EXIT_PASSED if report.audit.ok else EXIT_AUDIT_FAILED

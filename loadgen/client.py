@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 from urllib.parse import quote
 
 import aiohttp
@@ -69,7 +70,7 @@ class TicketdClient:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> TicketdClient:
+    async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
             # idle connections dropped before the server's keep-alive timeout (uvicorn's
             # 5 s) ends them: a request sent on one the server is just closing would fail

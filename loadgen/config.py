@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-SCENARIOS = ("flash-sale", "mixed", "steady")
+SCENARIOS = ("flash-sale", "mixed", "steady", "waiting-room")
 MAX_SEATS = 5_000
 """Per route: ticketd accepts at most 5,000 seats per route (actors/domain/route.py)."""
+DEFAULT_DURATION = 30.0
 STEADY_DEFAULT_RATE = 200.0
 """Requests/s for `steady` when no --rate is given: it is an open-loop scenario by definition."""
 
@@ -20,7 +21,7 @@ class Config:
     url: str
     jwt_secret: str
     scenario: str = "flash-sale"
-    duration: float = 30.0
+    duration: float = DEFAULT_DURATION
     concurrency: int = 64
     rate: float | None = None
     report: Path | None = None

@@ -61,6 +61,8 @@ async def run(
     cancelled after the drain otherwise); `listener` hears of every request of the load.
     Raises ServerUnreachable or RouteSetupFailed when there is nothing to load.
     """
+    if config.scenario not in PLANS:  # waiting-room: loadgen.waiting.runner.run
+        raise ValueError(f"run() drives the booking scenarios; {config.scenario!r} has its own")
     loop = asyncio.get_running_loop()
     seed = config.seed if config.seed is not None else secrets.randbits(32)
     plan = PLANS[config.scenario]

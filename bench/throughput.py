@@ -17,6 +17,9 @@ durable bookings (--connections, --routes routes, one-segment trips):
   7. hotroute  one route of 5,000 seats, --hotroute-connections, one-segment trips,
                nothing sells out (so at most 8 s measured by default): ticketd, bare
                and lua on the same load
+  8. waitingroom  a sale's queue: joins (each a new user into the pre-queue) and polls
+               (pre-queue users with their signed tickets), ticketd and bare on the same
+               requests
 
 Every booking request is new (unique Idempotency-Key and passenger id). Outside the
 sellout, routes are sized so nothing sells out (checked before the run, and after it:
@@ -49,9 +52,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import hotroute, sellout
+from harness import hotroute, sellout, waitingroom
 from harness.paths import DOCS, ROOT
-from harness.report import HOP, ORDER, fs_type, render, write_docs
+from harness.report import HOP, ORDER, WAITING, fs_type, render, write_docs
 from harness.scenarios import Bench
 
 
@@ -189,6 +192,8 @@ def main() -> int:
             sellout.run(bench)
         if hotroute.KEYS[1] in scen:
             hotroute.run(bench)
+        if WAITING in scen:
+            waitingroom.run(bench)
     except KeyboardInterrupt:
         print("interrupted: stopping servers")
     finally:

@@ -3,7 +3,8 @@
 
 It takes the very requests the booking benchmark sends (same path, headers and
 body), reads the body and answers 201 with a small constant JSON: all that is
-left is ASGI, HTTP parsing and Starlette routing.
+left is ASGI, HTTP parsing and Starlette routing. Queue joins and polls (the
+waiting-room benchmark) get a constant answer of a queue's size.
 
     .venv/bin/python bench/apps/bare.py --port 8101 --workers 2
 """
@@ -26,6 +27,18 @@ async def book(request: Request) -> Response:
     return Response(_BODY, status_code=201, media_type="application/json")
 
 
+_QUEUE = (
+    b'{"state":"not-open","place":null,"ahead":null,"eta_seconds":null,'
+    b'"poll_after_seconds":1.0,"admission":null,"ticket":"laF0sVM3MDRkNmQ5ZjhhMzZmNmEwpW'
+    b'FsaWNlAMtB2sXRmTcd8A.IO-fl2yATplIGHhfl96v1NEAE6QBdQI1V4aM2Kf9aIA","waitlist":false}'
+)
+
+
+async def queue(request: Request) -> Response:
+    """A sale's queue, joined or polled: the waiting-room benchmark's ceiling."""
+    return Response(_QUEUE, media_type="application/json")
+
+
 async def readyz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -33,6 +46,7 @@ async def readyz(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/v1/routes/{route_id}/bookings", book, methods=["POST"]),
+        Route("/v1/sales/{sale_id}/queue", queue, methods=["GET", "POST"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
 )

@@ -11,7 +11,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from harness import hotroute, sellout
+from harness import hotroute, sellout, waitingroom
 from harness.paths import ROOT
 from harness.scenarios import Bench
 from harness.tables import DURABLE, cpu_table, rate_table, sellout_table
@@ -67,9 +67,13 @@ def fs_type(path: Path) -> str:
     return kind
 
 
+#: the waiting-room scenario's name (its rows: waitingroom.KEYS)
+WAITING = "waitingroom"
+
+
 #: the wrk scenarios, in the order they run (the sellout and hot-route ones have their
 #: own bare rows, and hotroute its own Lua row)
-ORDER = [*DURABLE, sellout.KEYS[1], hotroute.KEYS[1]]
+ORDER = [*DURABLE, sellout.KEYS[1], hotroute.KEYS[1], WAITING]
 
 
 #: not a wrk scenario: bench/hop.py, one round trip to an actor, Ray call vs data plane
@@ -172,6 +176,19 @@ def render(args: argparse.Namespace, bench: Bench, command: str, started: dt.dat
             f"for at up to {args.hotroute_rate:,.0f}/s):",
             "",
             *rate_table(res, hotroute.KEYS),
+        ]
+    if any(k in res for k in waitingroom.KEYS):
+        lines += [
+            "",
+            f"Waiting room ({args.connections} connections; a sale on one route opening in an "
+            "hour): every join a new user into the pre-queue (measured from the first "
+            f"request, after {waitingroom.WARM_JOINS} joins of others), then "
+            f"{waitingroom.POLLERS:,} of those users polling with the ticket their join gave, "
+            f"in a cycle ({args.warmup:g} s warm-up); bare Starlette answers the same "
+            "requests with a constant queue answer:",
+            "",
+            *rate_table(res, waitingroom.JOIN_KEYS, status=200),
+            *rate_table(res, waitingroom.POLL_KEYS, status=200)[2:],
         ]
     lines += [
         "",

@@ -3,7 +3,7 @@ and where the CPU went."""
 
 from __future__ import annotations
 
-from harness import hotroute, sellout
+from harness import hotroute, sellout, waitingroom
 from harness.cpu import CPU_PARTS
 from harness.workload import Result
 
@@ -26,12 +26,13 @@ def _ratio(res: Result, ceiling: Result | None) -> str:
     return f"{res.rate / ceiling.rate:.2f}" if ceiling and ceiling.rate else "–"
 
 
-def rate_table(results: dict[str, Result], keys: list[str] | tuple[str, ...]) -> list[str]:
-    """201/s and latency of keys' rows; the first row is the ceiling ("vs bare")."""
+def rate_table(results: dict[str, Result], keys: list[str] | tuple[str, ...], status: int = 201
+               ) -> list[str]:  # fmt: skip
+    """`status`/s and latency of keys' rows; the first row is the ceiling ("vs bare")."""
     ceiling = results.get(keys[0])
     rows = [
-        "| scenario | workers | 201/s | p50 ms | p99 ms | vs bare | non-201 | socket errors "
-        "| notes |",
+        f"| scenario | workers | {status}/s | p50 ms | p99 ms | vs bare | non-{status} | "
+        "socket errors | notes |",
         "|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for key in keys:
@@ -84,7 +85,7 @@ def cpu_table(results: dict[str, Result]) -> list[str]:
         + " |",
         "|---|--:|--:|" + "--:|" * len(CPU_PARTS),
     ]
-    for key in [*DURABLE, *sellout.KEYS, *hotroute.KEYS]:
+    for key in [*DURABLE, *sellout.KEYS, *hotroute.KEYS, *waitingroom.KEYS]:
         res = results.get(key)
         per = res.cpu_per_answer_us if res is not None else None
         if res is None or res.run is None or per is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness import hotroute, sellout
+from harness import hotroute, sellout, waitingroom
 from harness.workload import Result
 
 SELLOUT_VS_BARE = 0.6  # ticketd's sellout answers/s over bare's on the same requests
@@ -17,6 +17,12 @@ DURABLE_CPU_US = 300.0  # server CPU (all ticketd's processes) per acknowledged 
 
 
 HOTROUTE_VS_LUA = 2.0  # ticketd's 201/s over the Lua baseline's on the hot route
+
+
+POLLS_VS_BARE = 0.6  # ticketd's queue polls/s over bare's on the same requests
+
+
+JOINS_VS_BARE = 0.3  # ticketd's queue joins/s over bare's on the same requests
 
 
 def targets(results: dict[str, Result], args: argparse.Namespace) -> list[str]:
@@ -69,4 +75,10 @@ def targets(results: dict[str, Result], args: argparse.Namespace) -> list[str]:
          "{:.2f}x")  # fmt: skip
     line("hot route: ticketd p99", p99(hot_td), args.hotroute_p99_limit, "{:.1f} ms",
          higher=False)  # fmt: skip
+    queue = ((waitingroom.POLL_KEYS, POLLS_VS_BARE, "polls"),
+             (waitingroom.JOIN_KEYS, JOINS_VS_BARE, "joins"))  # fmt: skip
+    for (bare_key, key), goal, what in queue:
+        line(f"waiting room: {what} ticketd / bare", ratio(key, bare_key), goal, "{:.2f}x")
+        line(f"waiting room: {what} ticketd p99", p99(key), args.p99_limit, "{:.1f} ms",
+             higher=False)  # fmt: skip
     return out

@@ -14,7 +14,8 @@
 -- equal share, so the harness can size routes to never sell out.
 -- With whole_route = true every trip is first -> last station instead (the
 -- sellout scenario: small trains, every request competes for every segment).
--- Every status (and Retry-After on 503) is counted; done() prints one line
+-- With a `queue` table instead, every request joins or polls a sale's queue (see
+-- queue_request). Every status (and Retry-After on 503) is counted; done() prints one line
 -- "WRKJSON {...}" that the harness parses.
 
 local threads = {}
@@ -34,13 +35,30 @@ function init(args)
   klass = cfg.class
   tokens = cfg.tokens
   whole_route = cfg.whole_route
+  -- the waiting-room scenario: {method = "POST" (join) or "GET" (poll), path = ...,
+  -- stride = wrk threads, tickets = {...} (polls: user i's Queue-Ticket)}
+  queue = cfg.queue
   n = 0
   statuses = {}
   retry_after = 0
 end
 
+-- Request n of thread t is user n * stride + t: a new user per request, in order, so
+-- a join run joins users 0, 1, 2, ... and a poll run cycles over every user evenly.
+function queue_request()
+  local u = (n * queue.stride + tid) % #tokens
+  local headers = {["Authorization"] = "Bearer " .. tokens[u + 1]}
+  if queue.tickets then
+    headers["Queue-Ticket"] = queue.tickets[u + 1]
+  end
+  return wrk.format(queue.method, queue.path, headers)
+end
+
 function request()
   n = n + 1
+  if queue then
+    return queue_request()
+  end
   local r = n % #paths
   local k = math.floor(n / #paths)
   local from = k % (#stations - 1) + 1

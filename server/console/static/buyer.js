@@ -1,10 +1,14 @@
-// The buyer page: search trains of a date from A to B, link each to its seat map.
-import { api, el, explain, getToken, say, signIn, today } from "/console/common.js";
+// The buyer page: search trains of a date from A to B, link each to its seat map (through
+// its sale's queue while it is in one).
+import { api, el, explain, getToken, say, signIn, today, tokenProblem } from "/console/common.js";
 import { showBookings } from "/console/bookings.js";
+import { admissionFor, liveSales, saleLabel, waitInQueue } from "/console/queue.js";
 
 const form = document.getElementById("search");
 const message = document.getElementById("message");
 const list = document.getElementById("trains");
+let last = null; // the search shown: done again when the signed-in user changes
+let stopQueue = () => {};
 
 async function suggestStations(date) {
   // the timetable of the date (first page of up to 1000 routes): its station names
@@ -19,10 +23,32 @@ function seatMapLink(train, from, to) {
   return `/routes/${encodeURIComponent(train.route_id)}?${q}`;
 }
 
+function queueFor(train, sale, link) {
+  const stop = tokenProblem();
+  if (stop) return say(message, stop);
+  stopQueue();
+  const section = document.getElementById("queue-section");
+  document.getElementById("queue-title").textContent = `Queue for ${train.train}`;
+  section.hidden = false;
+  stopQueue = waitInQueue(document.getElementById("queue"), sale,
+    { message, seatMap: link, onAdmitted: () => location.assign(link) });
+  section.scrollIntoView({ block: "nearest" });
+}
+
+function seatsLink(train, sale, from, to) {
+  const href = seatMapLink(train, from, to);
+  // a train in a sale is booked with an admission from its queue: queue first
+  const queue = sale && !admissionFor(sale.sale_id);
+  const pick = queue ? (e) => { e.preventDefault(); queueFor(train, sale, href); } : null;
+  return el("a", { href, "data-seat-map": train.route_id, onclick: pick }, queue ? "Queue for seats →" : "Seats →");
+}
+
 async function search(from, to, date) {
   say(message, "");
+  last = { from, to, date };
   const q = new URLSearchParams({ from, to, date });
-  const res = await api(`/v1/search?${q}`);
+  // sales are listed to signed-in users only; anyone else meets the queue on the seat map
+  const [res, sales] = await Promise.all([api(`/v1/search?${q}`), getToken() ? liveSales() : new Map()]);
   const section = document.getElementById("results");
   if (!res.ok) {
     section.hidden = true;
@@ -37,12 +63,14 @@ async function search(from, to, date) {
   }
   list.replaceChildren(...res.body.trains.map((t) => {
     const times = t.departure ? `${t.departure} → ${t.arrival || "?"}` : "";
+    const sale = sales.get(t.route_id);
     return el("li", { "data-route-id": t.route_id },
       el("span", { class: "train" }, t.train),
       el("span", { class: "times" }, times),
       el("span", { class: "classes" }, Object.entries(t.availability).map(([k, n]) =>
         el("span", { class: "count" }, `${k} `, el("b", { "data-class": k }, n)))),
-      el("a", { href: seatMapLink(t, from, to), "data-seat-map": t.route_id }, "Seats →"));
+      sale ? el("span", { class: "sale", "data-sale-id": sale.sale_id, "data-sale-state": sale.state }, saleLabel(sale)) : null,
+      seatsLink(t, sale, from, to));
   }));
 }
 
@@ -66,7 +94,10 @@ form.addEventListener("submit", (e) => {
 form.elements.date.addEventListener("change", () => suggestStations(form.elements.date.value));
 
 const mine = () => showBookings(document.getElementById("mine-section"), document.getElementById("mine"), message);
-signIn(document.getElementById("signin"), mine);
+signIn(document.getElementById("signin"), () => {
+  mine();
+  if (last) search(last.from, last.to, last.date); // sales are shown to signed-in users
+});
 const start = fromUrl();
 suggestStations(start.date);
 if (start.from && start.to) search(start.from, start.to, start.date);

@@ -46,7 +46,7 @@ export function newKey() {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Call the API; resolves to {ok, status, body}; never throws on an HTTP error. */
+/** Call the API; resolves to {ok, status, body, headers}; never throws on an HTTP error. */
 export async function api(path, { method = "GET", body, auth = false, headers = {} } = {}) {
   const h = { Accept: "application/json", ...headers };
   if (auth) h.Authorization = `Bearer ${getToken()}`;
@@ -55,7 +55,7 @@ export async function api(path, { method = "GET", body, auth = false, headers = 
   try {
     r = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
-    return { ok: false, status: 0, body: { detail: "The server did not answer; check your connection and retry." } };
+    return { ok: false, status: 0, body: { detail: "The server did not answer; check your connection and retry." }, headers: new Headers() };
   }
   let parsed = null;
   try {
@@ -63,7 +63,7 @@ export async function api(path, { method = "GET", body, auth = false, headers = 
   } catch {
     parsed = { detail: `The server answered ${r.status} without a readable body.` };
   }
-  return { ok: r.ok, status: r.status, body: parsed };
+  return { ok: r.ok, status: r.status, body: parsed, headers: r.headers };
 }
 
 /** The sentence to show for a failed call. */

@@ -1,11 +1,12 @@
 // The operator page: polls the admin JSON (never /metrics) and draws the open sale.
 import { api, claims, el, explain, say, signIn, today, tokenProblem } from "/console/common.js";
+import { drawRooms } from "/console/rooms.js";
 
 const POLL_MS = 2000;
 const SECONDS = 120; // the curve's window: the last two minutes
 const message = document.getElementById("message");
 const dateInput = document.getElementById("date");
-const sections = ["sales-section", "frontend-section", "routes-section", "actors-section"];
+const sections = ["sales-section", "rooms-section", "frontend-section", "routes-section", "actors-section"];
 let timer = null;
 
 const fmt = (x, unit = "") => (x === null || x === undefined ? "–" : `${x}${unit}`);
@@ -65,13 +66,14 @@ async function poll() {
     return say(message, stop);
   }
   const date = dateInput.value || today();
-  const [sales, front, routes, actors] = await Promise.all([
+  const [sales, rooms, front, routes, actors] = await Promise.all([
     api(`/v1/admin/sales?seconds=${SECONDS}`, { auth: true }),
+    api("/v1/sales", { auth: true }),
     api("/v1/admin/frontend", { auth: true }),
     api(`/v1/admin/routes?date=${encodeURIComponent(date)}`, { auth: true }),
     api("/v1/admin/actors", { auth: true }),
   ]);
-  const failed = [sales, front, routes, actors].find((r) => !r.ok);
+  const failed = [sales, rooms, front, routes, actors].find((r) => !r.ok);
   if (failed && (failed.status === 401 || failed.status === 403)) {
     show(false);
     return say(message, explain(failed));
@@ -79,6 +81,7 @@ async function poll() {
   say(message, failed ? explain(failed) : "");
   show(true);
   if (sales.ok) chart(sales.body);
+  if (rooms.ok) drawRooms(document.querySelector("#rooms tbody"), rooms.body.sales, message, poll);
   if (front.ok) tiles(front.body);
   if (routes.ok) {
     rows(document.querySelector("#routes tbody"), routes.body.routes, {

@@ -1,6 +1,7 @@
 // The seat map of one train for a trip: free or taken per seat, pick, book, pay, cancel.
-import { api, el, explain, newKey, say, signIn, tokenProblem } from "/console/common.js";
+import { api, el, explain, getToken, newKey, say, signIn, tokenProblem } from "/console/common.js";
 import { act, describe, showBookings } from "/console/bookings.js";
+import { admissionFor, dropAdmission, liveSales, waitInQueue } from "/console/queue.js";
 
 const POLL_MS = 1000;
 const routeId = decodeURIComponent(location.pathname.split("/").pop());
@@ -13,8 +14,34 @@ let route = null;
 let from = "";
 let to = "";
 let pendingKey = null; // kept until a booking attempt gets a definite answer
+let sale = null; // the sale (scheduled, open, paused or sold out) this train is in, if any
+let stopQueue = () => {};
 
 const mine = () => showBookings(document.getElementById("mine-section"), document.getElementById("mine"), message, refresh);
+
+/** While the train is in a sale, booking waits for an admission from its queue. */
+function gate() {
+  stopQueue();
+  stopQueue = () => {};
+  const held = sale ? admissionFor(sale.sale_id) : null;
+  const queueing = Boolean(sale) && !held;
+  bookForm.hidden = queueing;
+  document.getElementById("queue-section").hidden = !queueing;
+  const hint = document.getElementById("admission-hint");
+  hint.hidden = !held;
+  hint.textContent = held && held.waitlist
+    ? "The sale sold out: booking puts you on its waitlist, and seats that come back go to it in order."
+    : "Admitted from the sale's queue: book now.";
+  if (queueing) {
+    stopQueue = waitInQueue(document.getElementById("queue"), sale,
+      { message, seatMap: location.href, onAdmitted: gate });
+  }
+}
+
+async function checkSale() {
+  sale = getToken() ? (await liveSales(routeId)).get(routeId) || null : null;
+  gate();
+}
 
 function drawCoaches(body) {
   const map = document.getElementById("map");
@@ -118,13 +145,22 @@ bookForm.addEventListener("submit", async (e) => {
   const picked = [...picks.values()];
   const body = { from, to, class: bookForm.elements.class.value, passengers };
   if (picked.length) body.seats = picked.map((p) => ({ coach: p.coach, seat: p.seat }));
+  const held = sale ? admissionFor(sale.sale_id) : null;
+  if (held && held.waitlist) body.waitlist = true;
   pendingKey = pendingKey || newKey();
+  const headers = { "Idempotency-Key": pendingKey };
+  if (held) headers.Admission = held.token;
   const button = document.getElementById("book-button");
   button.disabled = true;
-  const res = await api(`/v1/routes/${encodeURIComponent(routeId)}/bookings`, { method: "POST", body, auth: true, headers: { "Idempotency-Key": pendingKey } });
+  const res = await api(`/v1/routes/${encodeURIComponent(routeId)}/bookings`, { method: "POST", body, auth: true, headers });
   button.disabled = false;
   if (res.status === 503 || res.status === 0) return say(message, `${explain(res)} Press Book again: the retry is safe.`);
   pendingKey = null;
+  if (res.status === 403 && res.body.type === "not-admitted") { // no admission, or it lapsed
+    if (sale) dropAdmission(sale.sale_id);
+    say(message, "This train is in a sale: you can book once your turn comes in its queue (above).");
+    return checkSale();
+  }
   if (!res.ok) return say(message, explain(res));
   picks.clear();
   renderPassengers();
@@ -147,7 +183,7 @@ trip.addEventListener("submit", (e) => {
 });
 
 async function start() {
-  signIn(document.getElementById("signin"), mine);
+  signIn(document.getElementById("signin"), () => { mine(); checkSale(); });
   const res = await api(`/v1/routes/${encodeURIComponent(routeId)}`);
   if (!res.ok) return say(message, explain(res));
   route = res.body;
@@ -164,6 +200,7 @@ async function start() {
   trip.elements.to.value = to;
   const classes = [...new Set(route.coaches.map((c) => c.class))];
   bookForm.elements.class.replaceChildren(...classes.map((k) => el("option", { value: k }, k)));
+  await checkSale();
   document.getElementById("book-section").hidden = false;
   renderPassengers();
   await refresh();

@@ -105,14 +105,15 @@ _QUEUE_VIEW = """
 const view = document.querySelector("[data-queue-state]");
 if (!view) return null;
 const text = (hook) => view.querySelector(`[${hook}]`).textContent;
-return [view.dataset.queueState, text("data-queue-place"), text("data-queue-ahead")];
+const bar = view.querySelector("progress[data-queue-progress]").position;  // -1: not started
+return [view.dataset.queueState, text("data-queue-place"), text("data-queue-ahead"), bar];
 """
 
 
-def _follow_queue(driver: Any) -> list[tuple[str, str, str]]:
-    """(state, place, ahead) as the queue view shows them, each change once, until the page
-    moves on to the seat map."""
-    seen: list[tuple[str, str, str]] = []
+def _follow_queue(driver: Any) -> list[tuple[str, str, str, float]]:
+    """(state, place, ahead, progress) as the queue view shows them, each change once, until
+    the page moves on to the seat map."""
+    seen: list[tuple[str, str, str, float]] = []
     deadline = time.monotonic() + 30
     while "/routes/" not in driver.current_url:
         assert time.monotonic() < deadline, f"never left the queue; saw {seen}"
@@ -138,8 +139,8 @@ def test_a_buyer_queues_before_the_opening_is_admitted_and_books_with_the_admiss
         _search(buyer, live_url, f'[data-route-id="{rid}"] [data-sale-id="{sid}"]')
         _css(buyer, f'[data-seat-map="{rid}"]').click()
         seen = _follow_queue(buyer)
-        assert [state for state, _, _ in seen] == ["not-open", "waiting", "admitted"], seen
-        assert seen[1:] == [("waiting", "1", "0"), ("admitted", "1", "0")], seen
+        assert seen == [("not-open", "–", "–", -1), ("waiting", "1", "0", 0),
+                        ("admitted", "1", "0", 1)], seen  # fmt: skip
 
         _wait("the seat map", lambda: _css(buyer, '[data-seat="02-01A"]').get_attribute(
             "data-state") == "free", ACTIVATION)  # fmt: skip

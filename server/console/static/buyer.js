@@ -40,7 +40,8 @@ function seatsLink(train, sale, from, to) {
   // a train in a sale is booked with an admission from its queue: queue first
   const queue = sale && !admissionFor(sale.sale_id);
   const pick = queue ? (e) => { e.preventDefault(); queueFor(train, sale, href); } : null;
-  return el("a", { href, "data-seat-map": train.route_id, onclick: pick }, queue ? "Queue for seats →" : "Seats →");
+  const text = !queue ? "Seats →" : sale.state === "sold-out" ? "Waitlist →" : "Queue for seats →";
+  return el("a", { href, "data-seat-map": train.route_id, onclick: pick }, text);
 }
 
 async function search(from, to, date) {

@@ -82,6 +82,7 @@ export function waitInQueue(box, sale, { message, seatMap, onAdmitted }) {
     ahead.textContent = q.ahead ?? "–";
     eta.textContent = q.state === "waiting" ? wait(q.eta_seconds) : "–";
     eta.dataset.queueEta = q.eta_seconds ?? "";
+    bar.hidden = q.state === "sold-out" || q.state === "closed"; // nothing to wait for
     if (q.state === "not-open") bar.removeAttribute("value"); // moving stripes: not started
     else if (q.state === "waiting") {
       first = Math.max(first ?? 0, q.ahead + 1);

@@ -55,7 +55,7 @@ class Sample:
 
     t: float
     state: str
-    queued: int
+    joined: int
     admitted: int
 
 

@@ -104,7 +104,7 @@ class Play:
             answer = await self.client.poll(sale, name, user.ticket)
         received = self._loop.time()
         user.ops += 1
-        self.stats.record(op, answer.key, sent, received, answered=isinstance(answer, Reply))
+        self._count(op, answer, sent, received)
         queue = None
         if isinstance(answer, Reply) and answer.ok:
             queue = decode(answer.body, QueueAnswer)
@@ -204,7 +204,7 @@ class Play:
             self.ledger.attempts.append(BookAttempt(key, rid, name, request, Outcome.INDETERMINATE))
             raise
         received = self._loop.time()
-        self.stats.record("book", answer.key, sent, received, answered=isinstance(answer, Reply))
+        self._count("book", answer, sent, received)
         outcome, booking = outcome_of(answer)
         self.ledger.attempts.append(BookAttempt(key, rid, name, request, outcome, booking))
         status = answer.status if isinstance(answer, Reply) else None
@@ -234,7 +234,7 @@ class Play:
             self.ledger.actions.append(Action(booking_id, "confirm", Outcome.INDETERMINATE))
             raise
         received = self._loop.time()
-        self.stats.record("confirm", answer.key, sent, received, answered=isinstance(answer, Reply))
+        self._count("confirm", answer, sent, received)
         outcome, booking = outcome_of(answer)
         self.ledger.actions.append(Action(booking_id, "confirm", outcome, booking))
         status = answer.status if isinstance(answer, Reply) else None
@@ -265,6 +265,11 @@ class Play:
 
     def _at(self, due: float, step: Callable[..., Awaitable[None]], *args: Any) -> None:
         self.scheduler.at(due, partial(step, *args))
+
+    def _count(self, op: str, answer: Answer, sent: float, received: float) -> None:
+        """Into the run's stats, the status mix keyed by operation (`poll 429 ...`)."""
+        answered = isinstance(answer, Reply)
+        self.stats.record(op, f"{op} {answer.key}", sent, received, answered=answered)
 
     def _may_retry(self, user: _User, answer: Answer) -> bool:
         if isinstance(answer, Reply) and answer.status < 500:

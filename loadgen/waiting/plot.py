@@ -20,8 +20,8 @@ def write_plot(timeline: Sequence[Second], path: Path, title: str) -> None:
     t = [s.t for s in timeline]
     mid = [x + 0.5 for x in t]
     queue.plot(mid, [s.queue for s in timeline], color="tab:blue", label="in the queue (loadgen)")
-    server = [math.nan if s.places_waiting is None else s.places_waiting for s in timeline]
-    queue.plot(mid, server, color="tab:gray", linestyle="--", label="places not admitted (server)")
+    server = [math.nan if s.server_queue is None else s.server_queue for s in timeline]
+    queue.plot(mid, server, color="tab:gray", linestyle="--", label="joined, not admitted (server)")
     queue.set_ylabel("queue length")
     queue.set_title(title)
     queue.legend(loc="upper right")

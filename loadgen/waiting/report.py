@@ -17,6 +17,9 @@ from loadgen.waiting.audit import WaitingAudit
 from loadgen.waiting.history import History, Kind
 from loadgen.waiting.wire import FINAL_STATES, Sale
 
+#: the sale's states in which its queue still moves towards admission
+ADMITTING = frozenset({"scheduled", "open", "paused"})
+
 
 class Second(msgspec.Struct, frozen=True):
     """One second of the run, `t` counted from the opening (negative: before it)."""
@@ -25,9 +28,9 @@ class Second(msgspec.Struct, frozen=True):
     queue: int
     """Users in the queue at the second's end, as loadgen saw them: joined, and not yet told
     admitted, sold out or closed."""
-    places_waiting: int | None
-    """The server's places given but not yet admitted (queued − admitted), last sampled in
-    that second; None when no sample fell in it."""
+    server_queue: int | None
+    """The server's queue: people who joined and are not admitted (joined − admitted), last
+    sampled in that second while the sale admits (scheduled, open, paused); else None."""
     admitted: int
     """Users first told `admitted` in that second."""
     bookings: int
@@ -95,7 +98,8 @@ def timeline(history: History, start: float, end: float) -> list[Second]:
         if x.op == "book" and x.status == 201:
             bookings[at(x.received)] += 1
     for s in history.samples:
-        waiting[at(s.t)] = max(0, s.queued - s.admitted)
+        if s.state in ADMITTING:
+            waiting[at(s.t)] = max(0, s.joined - s.admitted)
     queue, out = 0, []
     for k in range(size):
         queue += moves[k]

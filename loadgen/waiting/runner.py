@@ -148,7 +148,7 @@ async def _watch(
         sale = decode(answer.body, Sale) if isinstance(answer, Reply) and answer.ok else None
         now = loop.time()
         if sale is not None:
-            history.samples.append(Sample(now, sale.state, sale.queued, sale.admitted))
+            history.samples.append(Sample(now, sale.state, sale.joined, sale.admitted))
         if console is not None and sale is not None and now - shown >= PROGRESS_S:
             shown = now
             console.print(

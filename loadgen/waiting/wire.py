@@ -33,6 +33,7 @@ class Sale(msgspec.Struct, frozen=True, kw_only=True):
     admit_per_second: float | None = None
     queued: int = 0
     admitted: int = 0
+    joined: int = 0
 
 
 class QueueAnswer(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,10 +16,10 @@ from starlette.responses import Response
 
 from actors.domain.route import is_route_id
 from server.api import query
-from server.api.common import endpoint, json_response, read_json
+from server.api.common import Guard, endpoint, json_response, raw_headers, read_json
 from server.api.problems import Problem, problem_response
 from server.api.schemas import QueueOut, SaleList, SaleOut
-from server.api.services import services
+from server.api.services import Services, services
 from server.waiting import policy, sales
 from server.waiting.registry import NoSuchRoute, RouteInSale, Sale
 from server.waiting.room import Answer, PollTooSoon, WaitingRoom
@@ -125,26 +125,41 @@ def _queue_answer(answer: Answer, status: int = 200) -> Response:
     return json_response(body, status)
 
 
-@endpoint("join_queue")
-async def join_queue(request: Request) -> Response:
-    svc = services(request)
-    user = svc.auth.user(request.headers.get("authorization"))
-    sale = await _sale(svc.room, request.path_params["sale_id"])
+#: the queue endpoints' error mapping and metrics, shared by both ways in: the route
+#: table's entries below, and the raw ASGI way most requests take (server/api/hot.py)
+JOIN, POLL = Guard("join_queue"), Guard("poll_queue")
+
+
+async def join(svc: Services, sale_id: str, headers: dict[bytes, str]) -> Response:
+    """Join a sale's queue: the caller's place (the same one if they joined before)."""
+    user = svc.auth.user(headers.get(b"authorization"))
+    sale = await _sale(svc.room, sale_id)
     if svc.room.state(sale.sale_id, time.time()) == policy.CLOSED:
         raise Problem("invalid-state", f"Sale {sale.sale_id} is closed; there is no queue.")
     return _queue_answer(await svc.room.join(sale.sale_id, user.id, time.time()))
 
 
-@endpoint("poll_queue")
-async def poll_queue(request: Request) -> Response:
-    svc = services(request)
-    user = svc.auth.user(request.headers.get("authorization"))
-    sale = await _sale(svc.room, request.path_params["sale_id"])
+async def poll(svc: Services, sale_id: str, headers: dict[bytes, str]) -> Response:
+    """The caller's view of a sale's queue, from their ticket and memory."""
+    user = svc.auth.user(headers.get(b"authorization"))
+    sale = await _sale(svc.room, sale_id)
+    now = time.time()
     try:
-        answer = await svc.room.poll(
-            sale.sale_id, user.id, request.headers.get("queue-ticket"), time.time()
-        )
+        answer = await svc.room.poll(sale.sale_id, user.id, headers.get(b"queue-ticket"), now)
     except PollTooSoon as exc:
         wait = max(1, round(exc.retry_after))
         return problem_response("polling-too-fast", str(exc), headers={"Retry-After": str(wait)})
     return _queue_answer(answer)
+
+
+async def join_queue(request: Request) -> Response:
+    """POST /v1/sales/{sale_id}/queue through Starlette (requests normally take the raw
+    ASGI way in, server/api/hot.py)."""
+    answer = join(services(request), request.path_params["sale_id"], raw_headers(request))
+    return await JOIN.run(request.method, answer)
+
+
+async def poll_queue(request: Request) -> Response:
+    """GET /v1/sales/{sale_id}/queue through Starlette (see join_queue)."""
+    answer = poll(services(request), request.path_params["sale_id"], raw_headers(request))
+    return await POLL.run(request.method, answer)

@@ -14,6 +14,8 @@
 - `room`: a front end's side: the keeper that moves every sale on, and the memory polls
   and the booking endpoint's admission check are answered from.
 
-The endpoints are in server/api/sales.py. Not built yet: the console's queue and
-operator views, and the loadgen `waiting-room` scenario.
+The endpoints are in server/api/sales.py (joins and polls also take the raw ASGI way
+in, server/api/hot.py); the console's queue and sales panel in server/console/static/
+(queue.js, rooms.js); the loadgen `waiting-room` scenario in loadgen/waiting/. The
+design: docs/architecture.md, "The waiting room".
 """

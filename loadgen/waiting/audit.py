@@ -24,11 +24,14 @@ Findings (each must be 0):
   equal counts mean every seat-segment was sold exactly once: exact, whatever the journeys.
 - the booking audit of loadgen/audit.py (lost, changed, double_sold, phantom, ...).
 
-polite_429 (polls sent no sooner than advised yet answered 429) is reported, not failed.
+Warnings, reported and not failed (the contract promises neither in numbers): polls sent no
+sooner than advised yet answered 429, and automatic admission letting in more than
+AUTOMATIC_FACTOR people per seat.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +52,10 @@ ADMISSION_STEP_S = 1.0
 """How far apart two front ends may see admission: each moves the frontier and caches it in
 its own keeper pass (every 0.2 s, plus the pass's own time under load). One second is five
 passes; an inversion beyond it is not explained by a stale cache."""
+AUTOMATIC_FACTOR = 1.5
+"""Automatic admission keeps admitted-but-unbooked people within seats left × a factor
+(docs/architecture.md, "The waiting room"); ticketd's is 1.5 (server/waiting/room.py). Over
+a sale, that admits at most factor × seats people (each booking takes a seat)."""
 ADVICE_SLACK_S = 0.001
 MAX_DETAILS = 50
 NOT_ENOUGH = "not enough joiners to judge"
@@ -76,6 +83,7 @@ class WaitingAudit(msgspec.Struct, frozen=True, kw_only=True):
     tight_bot_jumps: int
     admitted_users: int
     final_admitted: int | None
+    admitted_per_seat: float | None
     admitted_beyond_frontier: int
     two_places: int
     booked_twice: int
@@ -98,6 +106,7 @@ class WaitingAudit(msgspec.Struct, frozen=True, kw_only=True):
     sold_exactly: bool
     booking: AuditResult
     details: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -311,16 +320,28 @@ def audit_waiting(history: History, ledger: Ledger, end: SaleEnd) -> WaitingAudi
     )  # fmt: skip
     if end.sale is None:
         note("sale", ["its final figures could not be read"])
+    per_seat = round(frontier / capacity, 3) if frontier is not None and capacity else None
+    warnings = []
+    polite = polite_429(mine, history.kinds)
+    if polite:
+        warnings.append(f"{polite} polls sent no sooner than advised were answered 429")
+    automatic = end.sale is not None and end.sale.admit_per_second is None
+    if automatic and frontier is not None and frontier > math.ceil(AUTOMATIC_FACTOR * capacity):
+        warnings.append(
+            f"automatic admission admitted {frontier} people for {capacity} seats "
+            f"({per_seat} a seat; its rule allows {AUTOMATIC_FACTOR:g})"
+        )
     return WaitingAudit(
         ok=ok, pre_opening=order, post_opening_joiners=len(post), causal_pairs=causal,
         place_inversions=inverted, admission_step_s=ADMISSION_STEP_S,
         admission_inversions=jumps_all, tight_bot_jumps=jumps_tight,
-        admitted_users=len(ever_admitted), final_admitted=frontier,
+        admitted_users=len(ever_admitted), final_admitted=frontier, admitted_per_seat=per_seat,
         admitted_beyond_frontier=len(beyond), two_places=len(two), booked_twice=len(twice),
         unadmitted_bookings=len(unadmitted), unadmitted_listed=len(listed_unadmitted),
         admission_refused=len(refused), skip_bot_attempts=len(skips),
         skip_bot_bookings=len(skip_booked), skip_bot_not_refused=len(not_refused),
-        unplaced=unplaced, late_drawn=late_drawn, polite_429=polite_429(mine, history.kinds),
+        unplaced=unplaced, late_drawn=late_drawn, polite_429=polite,
         seat_segments_sold=sold_segments, seat_segments=segments, seats_sold=seats_sold,
         capacity=capacity, sold_exactly=exact, booking=booking, details=tuple(details),
+        warnings=tuple(warnings),
     )  # fmt: skip

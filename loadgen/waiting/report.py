@@ -189,10 +189,12 @@ def summary(report: WaitingReport) -> Group:
     b = a.booking
     verdict.add_row("booking audit", f"{b.checked:,} acknowledged, lost {b.lost}, double-sold "
                     f"{b.double_sold}, phantom {b.phantom}")  # fmt: skip
-    verdict.add_row("admitted users", f"{a.admitted_users:,} (frontier {a.final_admitted})")
-    if a.polite_429:
-        verdict.add_row("429 to polls as advised", Text(f"{a.polite_429:,}", style="yellow"))
+    admitted = (
+        f"{a.admitted_users:,} told, frontier {a.final_admitted} ({a.admitted_per_seat} a seat)"
+    )
+    verdict.add_row("admitted", admitted)
     result = Text("PASS", style="green bold") if a.ok else Text("FAIL", style="red bold")
     verdict.add_row("result", result)
     notes = [Text(f"  {line}", style="red") for line in a.details[:10]]
+    notes += [Text(f"  warning: {line}", style="yellow") for line in a.warnings]
     return Group(run, verdict, *notes)

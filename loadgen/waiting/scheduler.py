@@ -28,8 +28,8 @@ class Scheduler:
         if workers < 1:
             raise ValueError("a scheduler needs at least one worker")
         self.workers = workers
-        self.lag_ms = HdrHistogram(1, 3_600_000, 2)
-        """How late jobs started, in ms (1 ms resolution: the first bucket is "on time")."""
+        self.lag_us = HdrHistogram(1, 3_600_000_000, 2)
+        """How late jobs started, in microseconds (loadgen.stats.Latency.of reads it in ms)."""
         self._heap: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         self._ready: asyncio.Queue[tuple[float, Job]] = asyncio.Queue()
@@ -85,7 +85,7 @@ class Scheduler:
             self._busy += 1
             try:
                 lag = max(0.0, self._loop.time() - due)
-                self.lag_ms.record_value(min(3_600_000, max(1, round(lag * 1000))))
+                self.lag_us.record_value(min(3_600_000_000, max(1, round(lag * 1_000_000))))
                 await job()
             finally:
                 self._busy -= 1

@@ -220,7 +220,7 @@ class Story:
 
     def audit(self) -> WaitingAudit:
         sale = Sale(sale_id="S1", routes=(RID,), opens_at="", state="sold-out",
-                    queued=4, admitted=self.frontier)  # fmt: skip
+                    queued=4, admitted=self.frontier, admit_per_second=None)  # fmt: skip
         server = ServerState(routes={RID: ROUTE}, bookings={RID: tuple(self.listed)})
         return audit_waiting(self.history, self.ledger, SaleEnd(sale, server, {RID: self.left}))
 
@@ -249,6 +249,19 @@ def test_a_fair_tight_sale_passes() -> None:
     assert result.pre_opening.n == 2 and result.pre_opening.verdict == NOT_ENOUGH
     assert (result.seat_segments_sold, result.seat_segments) == (4, 4)
     assert result.sold_exactly and result.booking.ok
+    assert result.admitted_per_seat == 1.0 and result.warnings == ()
+
+
+def test_automatic_admission_past_its_factor_is_a_warning_not_a_failure() -> None:
+    story = _honest()
+    story.frontier = 4  # everyone, for two seats: the rule allows three
+
+    result = story.audit()
+
+    assert result.ok and result.admitted_per_seat == 2.0
+    assert result.warnings == (
+        "automatic admission admitted 4 people for 2 seats (2.0 a seat; its rule allows 1.5)",
+    )
 
 
 def test_a_queue_skipper_that_booked_fails_the_audit() -> None:

@@ -9,6 +9,7 @@ from random import Random
 import pytest
 
 from loadgen.config import Config
+from loadgen.stats import Latency
 from loadgen.waiting.config import WaitingConfig
 from loadgen.waiting.crowd import EDGE_S, crowd
 from loadgen.waiting.history import Kind
@@ -39,6 +40,8 @@ async def test_jobs_start_no_sooner_than_due_and_no_more_than_workers_at_once() 
     assert len(started) == 13 and peak == 3
     assert all(at >= due for due, at in started)
     assert scheduler.pending == 0
+    # three rounds of 20 ms jobs wait for a worker: lateness in milliseconds, not seconds
+    assert 30 <= Latency.of(scheduler.lag_us).max < 1_000
 
 
 async def test_a_job_may_schedule_another_and_the_run_waits_for_it() -> None:

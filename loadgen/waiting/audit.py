@@ -24,9 +24,10 @@ Findings (each must be 0):
   equal counts mean every seat-segment was sold exactly once: exact, whatever the journeys.
 - the booking audit of loadgen/audit.py (lost, changed, double_sold, phantom, ...).
 
-Warnings, reported and not failed (the contract promises neither in numbers): polls sent no
-sooner than advised yet answered 429, and automatic admission letting in more than
-AUTOMATIC_FACTOR people per seat.
+Warnings, reported and not failed (the contract promises none of them in numbers): polls
+sent no sooner than advised yet answered 429; automatic admission letting in more than
+AUTOMATIC_FACTOR people per seat; seats that tight pollers booked while an honest user placed
+before them got none (admitted in order, the bot still won by hearing it first).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class WaitingAudit(msgspec.Struct, frozen=True, kw_only=True):
     admission_step_s: float
     admission_inversions: int
     tight_bot_jumps: int
+    tight_bot_seats_ahead: int
     admitted_users: int
     final_admitted: int | None
     admitted_per_seat: float | None
@@ -259,6 +261,16 @@ def audit_waiting(history: History, ledger: Ledger, end: SaleEnd) -> WaitingAudi
     jumps_all = admission_inversions(waiting, list(admitted.values()), ADMISSION_STEP_S)
     tight = [v for u, v in admitted.items() if seen[u].kind is Kind.TIGHT]
     jumps_tight = admission_inversions(waiting, tight, ADMISSION_STEP_S)
+    honest = (Kind.EARLY, Kind.LATE)
+    unseated = [
+        s.places[0] for s in seen.values() if s.kind in honest and s.places and not s.created
+    ]
+    first_unseated = min(unseated, default=None)
+    seats_ahead = sum(
+        s.created for s in seen.values()
+        if s.kind is Kind.TIGHT and s.places and first_unseated is not None
+        and s.places[0] > first_unseated
+    )  # fmt: skip
 
     frontier = end.sale.admitted if end.sale is not None else None
     beyond = [u for u, (p, _) in admitted.items() if frontier is not None and p > frontier]
@@ -325,6 +337,11 @@ def audit_waiting(history: History, ledger: Ledger, end: SaleEnd) -> WaitingAudi
     polite = polite_429(mine, history.kinds)
     if polite:
         warnings.append(f"{polite} polls sent no sooner than advised were answered 429")
+    if seats_ahead:
+        warnings.append(
+            f"tight pollers booked {seats_ahead} seats while an honest user placed before "
+            "them got none"
+        )
     automatic = end.sale is not None and end.sale.admit_per_second is None
     if automatic and frontier is not None and frontier > math.ceil(AUTOMATIC_FACTOR * capacity):
         warnings.append(
@@ -335,6 +352,7 @@ def audit_waiting(history: History, ledger: Ledger, end: SaleEnd) -> WaitingAudi
         ok=ok, pre_opening=order, post_opening_joiners=len(post), causal_pairs=causal,
         place_inversions=inverted, admission_step_s=ADMISSION_STEP_S,
         admission_inversions=jumps_all, tight_bot_jumps=jumps_tight,
+        tight_bot_seats_ahead=seats_ahead,
         admitted_users=len(ever_admitted), final_admitted=frontier, admitted_per_seat=per_seat,
         admitted_beyond_frontier=len(beyond), two_places=len(two), booked_twice=len(twice),
         unadmitted_bookings=len(unadmitted), unadmitted_listed=len(listed_unadmitted),

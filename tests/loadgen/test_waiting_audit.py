@@ -276,6 +276,29 @@ def test_a_queue_skipper_that_booked_fails_the_audit() -> None:
     assert result.unadmitted_listed == 1
 
 
+def test_a_tight_poller_seated_ahead_of_an_unseated_honest_user_is_a_warning() -> None:
+    story = Story()
+    story.user("ann", Kind.EARLY, 2.0, place=2)
+    story.user("bob", Kind.EARLY, 3.0, place=1)
+    story.user("bot", Kind.TIGHT, 4.0, place=3)
+    story.user("cid", Kind.LATE, 11.0, place=4)
+    story.admit_and_book("bob", 10.6, "01A")
+    story.admit_and_book("bot", 10.62, "01B")  # heard it first
+    story.history.exchanges.append(  # ann, admitted in order, came back too late
+        _x("ann", "poll", 10.9, state="admitted", place=2, admission="tok-ann")
+    )
+    story.history.exchanges.append(_x("cid", "poll", 14.0, state="sold-out", advice=30.0))
+    story.frontier = 3
+
+    result = story.audit()
+
+    assert result.ok, result.details
+    assert result.tight_bot_seats_ahead == 1 and result.tight_bot_jumps == 0
+    assert result.warnings == (
+        "tight pollers booked 1 seats while an honest user placed before them got none",
+    )
+
+
 def test_a_user_shown_two_places_fails_the_audit() -> None:
     story = _honest()
     story.history.exchanges.append(_x("dan", "join", 15.0, state="sold-out", place=5))

@@ -79,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def waiting_config(args: argparse.Namespace, base: Config) -> WaitingConfig:
     """The run's WaitingConfig; ValueError says what to change."""
+    if args.rate is not None or args.max_requests is not None:
+        raise ValueError(
+            "--rate and --max-requests do not apply to waiting-room: its users poll as "
+            "advised; size it with --early, --late and --concurrency"
+        )
     return WaitingConfig(
         base=base,
         early=args.early,

@@ -76,3 +76,13 @@ def test_help_lists_the_waiting_room(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for text in ("waiting-room", "--early", "--admit-per-second", "Spearman"):
         assert text in out
+
+
+def test_options_that_do_not_apply_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--url", "http://127.0.0.1:9", "--jwt-secret", JWT_SECRET, "--scenario",
+            "waiting-room"]  # fmt: skip
+
+    assert main([*argv, "--rate", "50"]) == 2
+    assert "--rate and --max-requests do not apply to waiting-room" in capsys.readouterr().err
+    assert main([*argv, "--opens-in", "30", "--duration", "40"]) == 2
+    assert "--duration must exceed --opens-in plus --late-window" in capsys.readouterr().err

@@ -148,6 +148,12 @@ def sale_prequeue(sale_id: str) -> str:
     return f"{PREFIX}:{{sale:{sale_id}}}:prequeue"
 
 
+def sale_latecomers(sale_id: str) -> str:
+    """List of the users who joined after the opening time but before the draw, in join
+    order: placed right after the drawn pre-queue, in that order (then gone)."""
+    return f"{PREFIX}:{{sale:{sale_id}}}:latecomers"
+
+
 def sale_booked(sale_id: str) -> str:
     """Set of the users who booked with an admission to the sale (the automatic policy
     admits more as they book)."""

@@ -98,8 +98,9 @@ class WaitingAudit(msgspec.Struct, frozen=True, kw_only=True):
     unplaced: int
     """Users who never learned their place (the run ended first); left out of the checks."""
     late_drawn: int
-    """Joins sent after opens_at that the server still drew with the pre-queue (its keeper
-    opens the sale at its first pass after opens_at)."""
+    """Joins sent after opens_at and answered before the server's draw (its keeper draws
+    at its first pass after opens_at): placed after the pre-queue in arrival order, and
+    checked with the post-opening joiners."""
     polite_429: int
     seat_segments_sold: int
     seat_segments: int
@@ -246,11 +247,21 @@ def audit_waiting(history: History, ledger: Ledger, end: SaleEnd) -> WaitingAudi
     details: list[str] = []
     seen = observe(history)
     mine = history.by_user()
-    pre = [(s.join_sent, s.places[0]) for s in seen.values() if s.drawn and s.places]
+    opens_at = history.opens_at
+    # a join sent after opens_at and answered before the draw (a latecomer) is placed
+    # after the drawn pre-queue in arrival order: checked with the post-opening joiners
+    pre = [
+        (s.join_sent, s.places[0])
+        for s in seen.values()
+        if s.drawn and s.places and s.join_sent is not None and s.join_sent <= opens_at
+    ]
     post = [
         (s.join_sent, s.join_received, s.places[0])
         for s in seen.values()
-        if not s.drawn and s.join_sent is not None and s.join_received is not None and s.places
+        if s.join_sent is not None
+        and s.join_received is not None
+        and s.places
+        and (not s.drawn or s.join_sent > opens_at)
     ]
     order = judge_order([(t, p) for t, p in pre if t is not None])
     causal, inverted = place_inversions(post)

@@ -193,7 +193,7 @@ def summary(report: WaitingReport) -> Group:
         f"{a.admitted_users:,} told, frontier {a.final_admitted} ({a.admitted_per_seat} a seat)"
     )
     verdict.add_row("admitted", admitted)
-    verdict.add_row("joined after opens_at, drawn", f"{a.late_drawn:,}")
+    verdict.add_row("joined after opens_at, before the draw", f"{a.late_drawn:,}")
     result = Text("PASS", style="green bold") if a.ok else Text("FAIL", style="red bold")
     verdict.add_row("result", result)
     notes = [Text(f"  {line}", style="red") for line in a.details[:10]]

@@ -90,7 +90,7 @@ class SaleRegistry:
                     f"Route {route} is in sale {other}; close that sale first."
                 ) from None
             raise
-        await self.queues.create(made.sale_id, SCHEDULED)
+        await self.queues.create(made.sale_id, SCHEDULED, made.opens_at.timestamp())
         return made
 
     async def get(self, sale_id: str) -> Sale | None:

@@ -74,7 +74,10 @@ class WaitingRoom:
         self.figures: dict[str, Figures] = {}
         #: route id -> the sale it is in (until the sale closes)
         self._gated: dict[str, str] = {}
+        #: sale -> (time, frontier) over the last _RATE_WINDOW s, and once a second
+        #: over an admission's lifetime
         self._history: dict[str, deque[tuple[float, int]]] = {}
+        self._course: dict[str, deque[tuple[float, int]]] = {}
         #: (sale, user) -> when they last polled, and the wait they were advised then
         self._polled: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
         self._seats: dict[str, int] = {}  # route id -> its seats (definitions never change)
@@ -156,9 +159,9 @@ class WaitingRoom:
         frontier = figures.frontier if figures is not None else 0
         state, rate = self.state(sale_id, now), self.rate(sale_id)
         fixed = self.sales[sale_id].admit_per_second
-        if rate == 0 and state == policy.OPEN and fixed is not None:
-            # nothing measured yet (the opening): the fixed rate is known, so the first
-            # answers get an estimate and a short poll, not "come back in 15 s"
+        if state == policy.OPEN and fixed is not None:
+            # while anyone waits, a fixed-rate frontier moves at exactly that rate: known
+            # from the opening on, where a measured one lags
             rate = fixed
         view = policy.view(state, place, frontier, rate)
         admission = None
@@ -195,6 +198,7 @@ class WaitingRoom:
             if state == policy.CLOSED:
                 self.figures[sale.sale_id] = figures
                 self._history.pop(sale.sale_id, None)  # admits nobody any more
+                self._course.pop(sale.sale_id, None)
                 continue
             if state != figures.state:  # its time came: open (every front end may)
                 await self.queues.set_state(sale.sale_id, state)
@@ -205,28 +209,43 @@ class WaitingRoom:
                 state = policy.SOLD_OUT  # everybody still waiting hears it at once
                 await self.queues.set_state(sale.sale_id, state)
             if state == policy.OPEN:
-                await self._advance(sale, figures, left, now)
+                await self._advance(sale, left, now)
             self.figures[sale.sale_id] = figures = await self.queues.figures(sale.sale_id)
-            seen = self._history.setdefault(sale.sale_id, deque())
-            seen.append((now, figures.frontier))
-            while seen and seen[0][0] < now - _RATE_WINDOW:
-                seen.popleft()
+            if figures.opened:  # the rate is measured from the opening on, not before
+                if sale.sale_id not in self._history:  # nobody was admitted before it
+                    self._remember(sale.sale_id, sale.opens_at.timestamp(), 0)
+                self._remember(sale.sale_id, now, figures.frontier)
             if figures.state != policy.CLOSED:
                 gated.update(dict.fromkeys(sale.routes, sale.sale_id))
         self._gated = gated
 
-    async def _advance(self, sale: Sale, figures: Figures, left: int, now: float) -> None:
+    def _remember(self, sale_id: str, now: float, frontier: int) -> None:
+        """Keep the frontier's recent course (the rate) and, sparser, its course over an
+        admission's lifetime (whose admissions have lapsed)."""
+        seen = self._history.setdefault(sale_id, deque())
+        seen.append((now, frontier))
+        while seen and seen[0][0] < now - _RATE_WINDOW:
+            seen.popleft()
+        course = self._course.setdefault(sale_id, deque())
+        if not course or now - course[-1][0] >= 1.0:
+            course.append((now, frontier))
+        while len(course) > 1 and course[1][0] <= now - ADMISSION_SECONDS:
+            course.popleft()  # keeps the newest sample at least a lifetime old
+
+    async def _advance(self, sale: Sale, left: int, now: float) -> None:
         rule: policy.Policy
         if sale.admit_per_second is not None:
             rule = policy.FixedRate(sale.admit_per_second)
         else:
             rule = policy.Automatic(AUTOMATIC_FACTOR)
-        # admitted and not booked: those admitted within an admission's lifetime (anyone
-        # before either booked or let their admission lapse) less those who booked since
+        # admitted and not booked: the frontier (as the move reads it) less those who
+        # booked, and less those admitted over an admission's lifetime ago (anyone then
+        # either booked or let their admission lapse)
         booked = await self.client.scard(keys.sale_booked(sale.sale_id))
-        old = [f for t, f in self._history.get(sale.sale_id, ()) if t <= now - ADMISSION_SECONDS]
-        unbooked = max(0, figures.frontier - max(booked, old[-1] if old else 0))
-        await self.queues.advance(sale.sale_id, rule, seats_left=left, unbooked=unbooked)
+        course = self._course.get(sale.sale_id)
+        lapsed = course[0][1] if course and course[0][0] <= now - ADMISSION_SECONDS else 0
+        await self.queues.advance(sale.sale_id, rule, seats_left=left,
+                                  settled=max(booked, lapsed))  # fmt: skip
 
     async def _seats_left(self, sale: Sale) -> int:
         """Seats still bookable for some trip, over the sale's routes (stored figures)."""

@@ -10,7 +10,9 @@ of them can fail at any time.
 - `join`: places for users, one script per call; `Joins` coalesces every join of one
   event-loop turn into one such call.
 - `open`: the pre-queue drawn (order.opening_order) and written at once, only if no
-  join came in meanwhile and nobody opened it before (then drawn again, or left alone).
+  join came in meanwhile and nobody opened it before (then drawn again, or left alone);
+  those who joined after the opening time but before the draw (a keeper's pass late)
+  follow the drawn pre-queue in their arrival order, as every later joiner does.
 - `advance`: the frontier moved by the policy (policy.advance) with Redis's clock, and
   written only if no other front end moved it since: many front ends, one frontier.
 """
@@ -31,6 +33,13 @@ from server.waiting.order import opening_order
 _JOIN = """
 local opened = redis.call('HGET', KEYS[1], 'opened')
 if not opened then return redis.error_reply('NOSALE no such sale') end
+-- past the opening time and not drawn yet: a latecomer, placed after the pre-queue
+local pending = KEYS[4]
+local opens_at = tonumber(redis.call('HGET', KEYS[1], 'opens_at'))
+if opened == '0' and opens_at then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) + tonumber(t[2]) / 1e6 >= opens_at then pending = KEYS[5] end
+end
 local out = {}
 for i, user in ipairs(ARGV) do
   local place = redis.call('HGET', KEYS[3], user)
@@ -45,7 +54,7 @@ for i, user in ipairs(ARGV) do
       redis.call('HSET', KEYS[3], user, place)
       out[i] = place
     else
-      redis.call('RPUSH', KEYS[4], user)
+      redis.call('RPUSH', pending, user)
       out[i] = 0
     end
   end
@@ -53,15 +62,21 @@ end
 return out
 """
 
-#: ARGV: the pre-queue's length when it was read, then its users in their drawn order
+#: ARGV: the pre-queue's length when it was read, then its users in their drawn order;
+#: the latecomers follow them in arrival order
 _OPEN = """
 if redis.call('HGET', KEYS[1], 'opened') ~= '0' then return -1 end
 if redis.call('LLEN', KEYS[3]) ~= tonumber(ARGV[1]) then return -2 end
 for i = 2, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], i - 1) end
+local placed = #ARGV - 1
+for _, user in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  placed = placed + 1
+  redis.call('HSET', KEYS[2], user, placed)
+end
 local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'opened', 1, 'next_place', #ARGV - 1,
+redis.call('HSET', KEYS[1], 'opened', 1, 'next_place', placed,
            'last_advance', t[1] .. '.' .. string.format('%06d', t[2]))
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 return #ARGV - 1
 """
 
@@ -103,12 +118,16 @@ class QueueStore:
         self._open = client.register_script(_OPEN)
         self._advance = client.register_script(_ADVANCE)
 
-    async def create(self, sale_id: str, state: str = policy.SCHEDULED) -> None:
-        """An empty queue (a second call leaves an existing one alone)."""
-        fields: dict[str, str | int] = {
+    async def create(self, sale_id: str, state: str = policy.SCHEDULED,
+                     opens_at: float | None = None) -> None:  # fmt: skip
+        """An empty queue (a second call leaves an existing one alone). From `opens_at`
+        (unix time) on, a join before the draw is a latecomer's, not the pre-queue's."""
+        fields: dict[str, str | int | float] = {
             "opened": 0, "state": state, "frontier": 0, "carry": 0, "last_advance": "0",
             "next_place": 0, "joins": 0,
         }  # fmt: skip
+        if opens_at is not None:
+            fields["opens_at"] = repr(opens_at)
         async with self.client.pipeline(transaction=True) as pipe:
             for name, value in fields.items():
                 pipe.hsetnx(keys.sale(sale_id), name, value)
@@ -120,7 +139,7 @@ class QueueStore:
     async def join(self, sale_id: str, users: list[str]) -> list[int]:
         """Each user's place (0: in the pre-queue); joining again answers the same."""
         ks = [keys.sale(sale_id), keys.sale_joined(sale_id), keys.sale_places(sale_id),
-              keys.sale_prequeue(sale_id)]  # fmt: skip
+              keys.sale_prequeue(sale_id), keys.sale_latecomers(sale_id)]  # fmt: skip
         try:
             got = await self._join(keys=ks, args=users)
         except redis.ResponseError as exc:
@@ -131,7 +150,8 @@ class QueueStore:
 
     async def open(self, sale_id: str, rng: random.Random | None = None) -> int:
         """Draw the pre-queue's places; the number drawn, or -1 if it was opened before."""
-        ks = [keys.sale(sale_id), keys.sale_places(sale_id), keys.sale_prequeue(sale_id)]
+        ks = [keys.sale(sale_id), keys.sale_places(sale_id), keys.sale_prequeue(sale_id),
+              keys.sale_latecomers(sale_id)]  # fmt: skip
         while True:
             raw = await self.client.lrange(keys.sale_prequeue(sale_id), 0, -1)
             users = [u.decode() if isinstance(u, bytes) else str(u) for u in raw]
@@ -151,10 +171,13 @@ class QueueStore:
         return Figures(opened == "1", state, int(frontier), int(queued), int(joins))
 
     async def advance(
-        self, sale_id: str, rule: policy.Policy, *, seats_left: int, unbooked: int = 0
+        self, sale_id: str, rule: policy.Policy, *, seats_left: int, settled: int = 0
     ) -> int:
         """Move the frontier by `rule` for the time since its last move (Redis's clock);
-        the frontier after it. Several front ends may call at once: one move counts."""
+        the frontier after it. `settled`: admitted people known to have booked or let
+        their admission lapse; the others are counted from the frontier read here, the
+        one the move is written against. Several front ends may call at once: one move
+        counts, and none is computed from a frontier another has moved since."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(keys.sale(sale_id), "opened", "state", "frontier", "carry",
                        "last_advance", "next_place")  # fmt: skip
@@ -169,7 +192,7 @@ class QueueStore:
         elapsed = float(now) - float(last) if state == policy.OPEN else 0.0
         step = policy.advance(
             rule, int(frontier), int(queued), elapsed=elapsed, carry=float(carry),
-            seats_left=seats_left, unbooked=unbooked,
+            seats_left=seats_left, unbooked=max(0, int(frontier) - settled),
         )  # fmt: skip
         args: list[str | int] = [last, step.frontier, repr(step.carry), now]
         moved = await self._advance(keys=[keys.sale(sale_id)], args=args)

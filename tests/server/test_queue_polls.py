@@ -51,3 +51,24 @@ async def test_a_caller_who_polls_as_advised_is_answered_when_the_advice_grows(
     too_soon = await api.get(f"/v1/sales/{sid}/queue", headers=alice)
     assert_problem(too_soon, 429, "polling-too-fast")
     assert int(too_soon.headers["Retry-After"]) >= advised - 2
+
+
+async def test_the_estimate_right_after_the_opening_is_not_diluted_by_the_time_before_it(
+    api: httpx.AsyncClient, token: Tokens, route_id_factory: Ids
+) -> None:
+    admin = token("ops", admin=True)
+    rid = await create_route(api, admin, route_body(train_of(route_id_factory)))
+    sid = (await create_sale(api, admin, [rid], opens_in=3.0, rate=None))["sale_id"]
+    crowd = [token(f"c{n}") for n in range(120)]
+    for auth in crowd:
+        await api.post(f"/v1/sales/{sid}/queue", headers={"Authorization": auth})
+
+    async def moved_twice() -> bool:  # automatic: the first move admits a seats' worth
+        sale = await get_sale(api, sid, admin)
+        return bool(sale["state"] == "open" and sale["admitted"] > 0 and sale["admit_rate"] > 0)
+
+    await until("the frontier moved after the opening", moved_twice)
+    sale = await get_sale(api, sid, admin)
+    # the rate is measured over the time since the opening, not the 10 s window before it
+    # (when it was 0): it is at least what was admitted over the seconds since
+    assert sale["admit_rate"] >= sale["admitted"] / 3, sale

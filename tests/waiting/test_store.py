@@ -173,3 +173,44 @@ async def test_a_move_computed_before_another_front_end_s_is_dropped_not_written
     answered = await slow.advance(sid, rule, seats_left=10)
     stored = (await slow.figures(sid)).frontier
     assert answered == stored == moved_by_fast[0] >= 40
+
+
+async def test_front_ends_admitting_automatically_never_pass_seats_left_times_the_factor(
+    redis_client: redis.asyncio.Redis, sale_id: Sale
+) -> None:
+    # each front end's pass moves the frontier in turn, nobody books meanwhile: the
+    # unbooked are counted from the frontier each move reads, so the second front end
+    # (whose pass began before the first one's move) adds nobody
+    sid = sale_id()
+    stores = [QueueStore(redis_client) for _ in range(3)]
+    await stores[0].create(sid, policy.OPEN)
+    await stores[0].join(sid, [f"u{n}" for n in range(1000)])
+    await stores[0].open(sid)
+    rule = policy.Automatic(1.5)
+    for _ in range(3):
+        for store in stores:
+            await store.advance(sid, rule, seats_left=100, settled=0)
+    assert (await stores[0].figures(sid)).frontier == 150
+    # 40 booked and 40 let their admission lapse: 70 admitted may still book, and room
+    # for 60 x 1.5 = 90 of them admits 20 more, once
+    assert await stores[1].advance(sid, rule, seats_left=60, settled=80) == 170
+    assert await stores[2].advance(sid, rule, seats_left=60, settled=80) == 170
+
+
+async def test_joins_after_the_opening_time_but_before_the_draw_follow_the_pre_queue(
+    redis_client: redis.asyncio.Redis, sale_id: Sale
+) -> None:
+    sid = sale_id()
+    store = QueueStore(redis_client)
+    await store.create(sid, opens_at=time.time() + 0.3)
+    early = [f"e{n}" for n in range(20)]
+    assert await store.join(sid, early) == [0] * 20
+    await asyncio.sleep(0.4)  # the opening time passed; no keeper has drawn yet
+    late = [f"l{n}" for n in range(5)]
+    assert await store.join(sid, late) == [0] * 5
+    assert await store.open(sid, random.Random(7)) == 20
+    places = await redis_client.hgetall(keys.sale_places(sid))
+    got = {k.decode(): int(v) for k, v in places.items()}
+    assert sorted(got[u] for u in early) == list(range(1, 21))
+    assert [got[u] for u in late] == list(range(21, 26))
+    assert await store.join(sid, ["after"]) == [26]

@@ -24,7 +24,7 @@ from actors.storage.read_side import UserIndex
 from server import console, contract
 from server.api import endpoint, openapi, system
 from server.api.auth import Authenticator
-from server.api.hot import HotPath
+from server.api.hot import Ticketd
 from server.api.middleware import RequestContext
 from server.api.services import Services
 from server.boot.runtime import Runtime
@@ -119,11 +119,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             if own:
                 rt.stop()
 
-    app = Starlette(
+    # the hot paths (bookings, queue joins and polls) answered ahead of every layer
+    app = Ticketd(
         routes=HTTP_ROUTES,
         lifespan=lifespan,
-        # the booking hot path first: it answers its route without the layers below it
-        middleware=[HotPath.middleware(), RequestContext.middleware()],
+        middleware=[RequestContext.middleware()],
         exception_handlers={HTTPException: system.http_error, Exception: system.server_error},
     )
     app.state.openapi = openapi.document()  # from the same table as HTTP_ROUTES

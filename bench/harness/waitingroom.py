@@ -35,7 +35,7 @@ JOIN_KEYS = ("join-bare", "join")
 POLL_KEYS = ("poll-bare", "poll")
 KEYS = (*JOIN_KEYS, *POLL_KEYS)
 #: distinct users for the join run: more than it can join (a wrap-around is reported)
-JOINERS = 150_000
+JOINERS = 250_000
 #: the users who poll, in a cycle
 POLLERS = 30_000
 #: joins before the measured run, of users of their own (the path's first calls)

@@ -6,12 +6,41 @@ import time
 from dataclasses import dataclass
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from server.api.problems import Problem
 
 #: verified tokens are trusted this long before being checked again (seconds)
 CACHE_SECONDS = 30.0
 _CACHE_MAX = 50_000
+
+
+class _HS256(HMACAlgorithm):
+    """PyJWT's HS256, its key prepared once per key instead of for every token.
+
+    Preparing an HMAC key, PyJWT makes sure it is not an asymmetric key or certificate
+    (its guard against algorithm confusion: it tries to parse the key as PEM, DER, a
+    certificate and a JWK). That costs more than the signature itself, and ticketd
+    verifies every token with its one secret; a new token per request (a crowd joining a
+    queue) paid it every time. The checks still run, once per distinct key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = super().prepare_key(key)  # raises for a key that is no HMAC secret
+            if len(self._prepared) < 8:  # a few secrets (tests, a rotation), never many
+                self._prepared[key] = prepared
+        return prepared
+
+
+# PyJWT's public extension point (jwt.register_algorithm): jwt.encode/decode use it
+jwt.unregister_algorithm("HS256")
+jwt.register_algorithm("HS256", _HS256())
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,12 @@ When a sale opens, nearly all the traffic is three requests: `POST
 ticketd's own work), and a crowd joining and polling a sale's queue (`POST` and `GET
 /v1/sales/{sale_id}/queue`, answered from memory). What such a request then spends in
 the framework (routing, the Request object, the exception and error middleware, the
-per-request context) is most of its cost, so this middleware, the outermost of
-ticketd's own, takes those paths itself: it reads the headers (and body) from the ASGI
-messages, runs the same endpoint core with the same error mapping and metrics (its
-`Guard`), binds the request id for the logs and echoes it, as the request-context
-middleware does for every other path, and sends the answer. Every other request goes
-on to Starlette unchanged.
+per-request context) is most of its cost, so the application (`Ticketd`, a Starlette)
+takes those paths itself before any of its middleware: it reads the headers (and body)
+from the ASGI messages, runs the same endpoint core with the same error mapping and
+metrics (its `Guard`), binds the request id for the logs and echoes it, as the
+request-context middleware does for every other path, and sends the answer. Every
+other request goes through Starlette unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import structlog
-from starlette.middleware import Middleware
+from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from server.api import bookings, sales
 from server.api.common import Guard, receive_body
@@ -65,21 +65,17 @@ def _match(method: str, path: str) -> tuple[Guard, Core, str] | None:
     return None
 
 
-class HotPath:
-    """Serve the hot paths without Starlette's layers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    @classmethod
-    def middleware(cls) -> Middleware:
-        return Middleware(cls)
+class Ticketd(Starlette):
+    """Starlette, with the hot paths served ahead of its whole stack, its outermost
+    error middleware too: each hot endpoint's guard maps every error itself, and a
+    response is sent in two messages that cannot half-fail on our side."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = None if scope["type"] != "http" else _match(scope["method"], scope["path"])
         if found is None:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
+        scope["app"] = self
         guard, core, param = found
         # one pass over the headers: their values by lower-case name, and the request id
         headers = {k: v.decode("latin-1") for k, v in scope["headers"]}
@@ -90,8 +86,7 @@ class HotPath:
         async def body() -> bytes:
             return await receive_body(receive)
 
-        svc = scope["app"].state.services
-        response = await guard.run(scope["method"], core(svc, param, headers, body))
+        response = await guard.run(scope["method"], core(self.state.services, param, headers, body))
         await send(
             {
                 "type": "http.response.start",

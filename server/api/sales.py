@@ -133,7 +133,7 @@ JOIN, POLL = Guard("join_queue"), Guard("poll_queue")
 async def join(svc: Services, sale_id: str, headers: dict[bytes, str]) -> Response:
     """Join a sale's queue: the caller's place (the same one if they joined before)."""
     user = svc.auth.user(headers.get(b"authorization"))
-    sale = await _sale(svc.room, sale_id)
+    sale = svc.room.sales.get(sale_id) or await _sale(svc.room, sale_id)
     if svc.room.state(sale.sale_id, time.time()) == policy.CLOSED:
         raise Problem("invalid-state", f"Sale {sale.sale_id} is closed; there is no queue.")
     return _queue_answer(await svc.room.join(sale.sale_id, user.id, time.time()))
@@ -142,7 +142,7 @@ async def join(svc: Services, sale_id: str, headers: dict[bytes, str]) -> Respon
 async def poll(svc: Services, sale_id: str, headers: dict[bytes, str]) -> Response:
     """The caller's view of a sale's queue, from their ticket and memory."""
     user = svc.auth.user(headers.get(b"authorization"))
-    sale = await _sale(svc.room, sale_id)
+    sale = svc.room.sales.get(sale_id) or await _sale(svc.room, sale_id)
     now = time.time()
     try:
         answer = await svc.room.poll(sale.sale_id, user.id, headers.get(b"queue-ticket"), now)

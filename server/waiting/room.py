@@ -108,6 +108,8 @@ class WaitingRoom:
     def state(self, sale_id: str, now: float) -> str:
         sale, figures = self.sales[sale_id], self.figures.get(sale_id)
         stored = figures.state if figures is not None else policy.SCHEDULED
+        if stored != policy.SCHEDULED:  # every poll asks: no datetime unless it matters
+            return stored
         return effective(stored, sale.opens_at, dt.datetime.fromtimestamp(now, dt.UTC))
 
     def rate(self, sale_id: str) -> float:

@@ -7,8 +7,8 @@ scripts; nothing is decided over a large state in memory, which is what a route 
 for. A front end keeps no queue state of its own beyond a cache of the figures, so any
 of them can fail at any time.
 
-- `join`: places for users, one script per call; `Joins` coalesces every join of one
-  event-loop turn into one such call.
+- `join`: places for users, one script per call; `Joins` coalesces joins into such
+  calls, one in flight per sale (those that arrive meanwhile go in the next).
 - `open`: the pre-queue drawn (order.opening_order) and written at once, only if no
   join came in meanwhile and nobody opened it before (then drawn again, or left alone);
   those who joined after the opening time but before the draw (a keeper's pass late)
@@ -202,38 +202,55 @@ class QueueStore:
 
 
 class Joins:
-    """Every join of one event-loop turn, for every sale, in one script call per sale."""
+    """Joins, coalesced: one script call in flight per sale at a time, carrying every join
+    that arrived since the last one was sent (at least every join of one event-loop
+    turn). A crowd joining costs Redis one round trip and one fsync per write, and the
+    front end one client call per write, not per join."""
 
     def __init__(self, store: QueueStore) -> None:
         self.store = store
         self._pending: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
+        self._writing: set[str] = set()  # sales with a write in flight
+        self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def join(self, sale_id: str, user: str) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)  # at the end of this loop turn
         self._pending.setdefault(sale_id, []).append((user, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)  # at the end of this loop turn
         return await future
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        for sale_id, joins in pending.items():
-            task = asyncio.create_task(self._write(sale_id, joins))
-            self._tasks.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._tasks.discard)
+        self._scheduled = False
+        for sale_id in [s for s in self._pending if s not in self._writing]:
+            self._start(sale_id)  # the others go when their write in flight is done
+
+    def _start(self, sale_id: str) -> None:
+        joins = self._pending.pop(sale_id)
+        self._writing.add(sale_id)
+        task = asyncio.create_task(self._write(sale_id, joins))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
     async def _write(self, sale_id: str, joins: list[tuple[str, asyncio.Future[int]]]) -> None:
         try:
             places = await self.store.join(sale_id, [user for user, _ in joins])
         except BaseException as exc:  # every waiter hears back, whatever happened
+            self._writing.discard(sale_id)
             for _, future in joins:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
-                raise
+                raise  # cancelled (shutdown): what is pending waits for no one
+            if sale_id in self._pending:
+                self._start(sale_id)
             return
+        self._writing.discard(sale_id)
+        if sale_id in self._pending:
+            self._start(sale_id)  # before answering: the next write is on its way
         for (_, future), place in zip(joins, places, strict=True):
             if not future.done():
                 future.set_result(place)

@@ -74,12 +74,18 @@ class Signer:
         if len(secret.encode()) < 32:
             raise ValueError("the signing secret must be at least 32 bytes")
         # a key of its own: the cluster secret also keys the data plane's handshake
-        self._key = hmac.new(secret.encode(), b"ticketd waiting room v1", hashlib.sha256).digest()
+        key = hmac.new(secret.encode(), b"ticketd waiting room v1", hashlib.sha256).digest()
+        # keyed once; each token's MAC starts from a copy (a poll or join makes one)
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def _mac(self, payload: bytes) -> bytes:
+        mac = self._keyed.copy()
+        mac.update(payload)
+        return mac.digest()
 
     def _sign(self, claims: _Claims) -> str:
         payload = _encode(claims)
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
-        return f"{_b64(payload)}.{_b64(mac)}"
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def _open(self, token: str, kinds: str, sale_id: str, user: str, now: float) -> _Claims:
         try:
@@ -87,8 +93,7 @@ class Signer:
             payload, mac = _unb64(head), _unb64(tail)
         except (ValueError, UnicodeEncodeError):
             raise BadToken("it is not one of ours") from None
-        good = hmac.new(self._key, payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(good, mac):
+        if not hmac.compare_digest(self._mac(payload), mac):
             raise BadToken("its signature does not match")
         try:
             claims = _decode(payload)

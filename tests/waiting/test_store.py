@@ -214,3 +214,59 @@ async def test_joins_after_the_opening_time_but_before_the_draw_follow_the_pre_q
     assert sorted(got[u] for u in early) == list(range(1, 21))
     assert [got[u] for u in late] == list(range(21, 26))
     assert await store.join(sid, ["after"]) == [26]
+
+
+async def test_joins_arriving_while_a_write_is_in_flight_go_together_in_the_next(
+    redis_client: redis.asyncio.Redis, sale_id: Sale
+) -> None:
+    store, sid = QueueStore(redis_client), sale_id()
+    await store.create(sid)
+    await store.open(sid)
+    batches: list[int] = []
+    release = asyncio.Event()
+    original = store.join
+
+    async def slow(sale: str, users: list[str]) -> list[int]:
+        batches.append(len(users))
+        if len(batches) == 1:
+            await release.wait()  # the first write is slow to land
+        return await original(sale, users)
+
+    store.join = slow  # type: ignore[method-assign]
+    joins = Joins(store)
+    first = asyncio.ensure_future(joins.join(sid, "a"))
+    await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(joins.join(sid, f"b{n}")) for n in range(10)]
+    for _ in range(5):  # several loop turns: none starts a second write meanwhile
+        await asyncio.sleep(0)
+    assert batches == [1]
+    release.set()
+    assert await first == 1
+    assert sorted(await asyncio.gather(*later)) == list(range(2, 12))
+    assert batches == [1, 10]
+
+
+async def test_a_failed_write_fails_its_joins_and_the_next_ones_still_go(
+    redis_client: redis.asyncio.Redis, sale_id: Sale
+) -> None:
+    store, sid = QueueStore(redis_client), sale_id()
+    await store.create(sid)
+    await store.open(sid)
+    original, calls = store.join, 0
+
+    async def flaky(sale: str, users: list[str]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.01)
+            raise redis.exceptions.ConnectionError("Redis went away")
+        return await original(sale, users)
+
+    store.join = flaky  # type: ignore[method-assign]
+    joins = Joins(store)
+    first = asyncio.ensure_future(joins.join(sid, "a"))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(joins.join(sid, "b"))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await first
+    assert await second == 1

@@ -94,7 +94,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)
             finder = Search(client, rt.redis_url, gateway, settings.availability_refresh)
-            room = WaitingRoom(client, Signer(settings.cluster_secret))
+            room = WaitingRoom(client, Signer(settings.cluster_secret), lean_url=rt.redis_url)
             app.state.services = Services(
                 settings, auth, gateway, client, finder, UserIndex(client), room
             )
@@ -113,6 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 sampler.cancel()
                 await _bounded(asyncio.wait({keeper, waiting, sampler}), "hold keeper stop")
                 gateway.close_links()
+                room.close()
         finally:
             # shutdown must end: a stuck step is logged and skipped, never waited out
             await _bounded(client.aclose(), "redis client close")

@@ -67,9 +67,9 @@ class RouteInSale(BadSale):
 class SaleRegistry:
     """Sales in Redis: create, read, close."""
 
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis, lean_url: str | None = None) -> None:
         self.client = client
-        self.queues = QueueStore(client)
+        self.queues = QueueStore(client, lean_url)
         self._create = client.register_script(_CREATE)
         self._free = client.register_script(_FREE)
 

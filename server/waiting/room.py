@@ -64,10 +64,11 @@ class Answer:
 class WaitingRoom:
     """The sales as this front end knows them, refreshed by `run`."""
 
-    def __init__(self, client: aredis.Redis, signer: Signer) -> None:
+    def __init__(self, client: aredis.Redis, signer: Signer, lean_url: str | None = None
+                 ) -> None:  # fmt: skip
         self.client = client
         self.signer = signer
-        self.registry = SaleRegistry(client)
+        self.registry = SaleRegistry(client, lean_url)
         self.queues = self.registry.queues
         self._joins = Joins(self.queues)
         self.sales: dict[str, Sale] = {}
@@ -85,6 +86,10 @@ class WaitingRoom:
         self.seats_left: dict[str, int] = {}
         self._booked: dict[str, set[str]] = {}  # sale -> users who booked, this loop turn
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def close(self) -> None:
+        """Let go of the queue's lean connection (at shutdown, the keeper stopped)."""
+        self.queues.close()
 
     # ---- what the endpoints ask, from memory -------------------------------------------
 

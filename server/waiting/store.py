@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aredis
 
-from actors.storage import keys
+from actors.storage import keys, resp
 from server.waiting import policy
 from server.waiting.order import opening_order
 
@@ -93,6 +93,10 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: how long a join's write may take over the lean connection
+_LEAN_TIMEOUT = 5.0
+
+
 class NoSuchSale(Exception):
     """The sale has no queue (never created, or the database was wiped)."""
 
@@ -110,10 +114,14 @@ class Figures:
 
 
 class QueueStore:
-    """A sale's queue in Redis."""
+    """A sale's queue in Redis. Joins, the crowd's writes, go over a lean connection
+    (actors/storage/resp.py, as a route actor's appends do) when `lean_url` names a
+    server it can talk to; everything else over redis-py."""
 
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis, lean_url: str | None = None) -> None:
         self.client = client
+        self._lean_url = lean_url if lean_url and resp.supported(lean_url) else None
+        self._lean: resp.RespConnection | None = None
         self._join = client.register_script(_JOIN)
         self._open = client.register_script(_OPEN)
         self._advance = client.register_script(_ADVANCE)
@@ -141,12 +149,42 @@ class QueueStore:
         ks = [keys.sale(sale_id), keys.sale_joined(sale_id), keys.sale_places(sale_id),
               keys.sale_prequeue(sale_id), keys.sale_latecomers(sale_id)]  # fmt: skip
         try:
-            got = await self._join(keys=ks, args=users)
+            got = await self._call_join(ks, users)
         except redis.ResponseError as exc:
             if str(exc).startswith("NOSALE"):
                 raise NoSuchSale(sale_id) from None
             raise
         return [int(p) for p in got]
+
+    def close(self) -> None:
+        """Close the lean connection, if one is open (at shutdown)."""
+        if self._lean is not None:
+            self._lean.close()
+            self._lean = None
+
+    async def _call_join(self, ks: list[str], users: list[str]) -> list[int]:
+        if self._lean_url is None:
+            got: list[int] = await self._join(keys=ks, args=users)
+            return got
+        try:
+            async with asyncio.timeout(_LEAN_TIMEOUT):
+                conn = self._lean
+                if conn is None or not conn.open:
+                    conn = self._lean = await resp.RespConnection.connect(self._lean_url)
+                try:
+                    return await conn.call(  # type: ignore[no-any-return]
+                        resp.pack("EVALSHA", self._join.sha, len(ks), *ks, *users)
+                    )
+                except redis.ResponseError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                    # a restarted or flushed Redis forgot the script: it did not run
+                    return await conn.call(  # type: ignore[no-any-return]
+                        resp.pack("EVAL", _JOIN, len(ks), *ks, *users)
+                    )
+        except TimeoutError:
+            # the join may or may not have landed: joining again answers the same place
+            raise redis.TimeoutError("Redis did not answer the join in time") from None
 
     async def open(self, sale_id: str, rng: random.Random | None = None) -> int:
         """Draw the pre-queue's places; the number drawn, or -1 if it was opened before."""

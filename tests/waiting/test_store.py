@@ -270,3 +270,20 @@ async def test_a_failed_write_fails_its_joins_and_the_next_ones_still_go(
     with pytest.raises(redis.exceptions.ConnectionError):
         await first
     assert await second == 1
+
+
+async def test_joins_over_the_lean_connection_answer_as_over_redis_py(
+    redis_client: redis.asyncio.Redis, redis_url: str, sale_id: Sale
+) -> None:
+    sid = sale_id()
+    lean = QueueStore(redis_client, lean_url=redis_url)
+    assert lean._lean_url is not None  # the way under test
+    await lean.create(sid)
+    await lean.open(sid)
+    assert await lean.join(sid, ["a", "b"]) == [1, 2]
+    await redis_client.script_flush()  # a restarted Redis forgets its scripts
+    assert await lean.join(sid, ["b", "c"]) == [2, 3]
+    assert await QueueStore(redis_client).join(sid, ["c", "d"]) == [3, 4]
+    with pytest.raises(NoSuchSale):
+        await lean.join("never-made", ["a"])
+    lean.close()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.live import live_app
@@ -69,3 +71,35 @@ def browser(width: int = 1100, height: int = 900) -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+#: how long a page may take to show what a test waits for (s)
+WITHIN = 15.0
+
+
+def wait(what: str, check: Callable[[], Any], within: float = WITHIN, every: float = 0.05) -> Any:
+    """What `check` gives once it is true; fails the test after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            got = check()
+        except Exception:  # the element is not there yet (or was just redrawn)
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"within {within:g} s: {what}")
+        time.sleep(every)
+
+
+def css(driver: Any, selector: str) -> Any:
+    """The page's element matching the CSS selector."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def sign_in(driver: Any, url: str, token: str) -> None:
+    """Sign the browser in as the console does: the token in the page's sessionStorage."""
+    driver.get(url + "/console/favicon.svg")  # same origin, so sessionStorage is the page's
+    driver.execute_script("sessionStorage.setItem('ticketd.token', arguments[0])", token)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import JWT_SECRET
-from console_live import browser, serve
+from console_live import browser, css, serve, sign_in, wait
 from support.http import DATE, route_body
 
 from server.api.auth import mint
@@ -22,7 +22,6 @@ from server.api.auth import mint
 REPO = Path(__file__).resolve().parents[2]
 #: how long a page may take to show a change (it polls every second; a shared 2-core
 #: machine is slow at times)
-WITHIN = 15.0
 #: a route's first seat map activates its actor: a Ray worker process start
 ACTIVATION = 60.0
 
@@ -34,38 +33,13 @@ def live_url(redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathF
         yield url
 
 
-def _wait(what: str, check: Callable[[], Any], within: float = WITHIN) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            got = check()
-        except Exception:  # the element is not there yet (or was just redrawn)
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"within {within:g} s: {what}")
-        time.sleep(0.1)
-
-
-def _css(driver: Any, selector: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, selector)
-
-
-def _sign_in(driver: Any, url: str, token: str) -> None:
-    driver.get(url + "/console/favicon.svg")  # same origin, so sessionStorage is the page's
-    driver.execute_script("sessionStorage.setItem('ticketd.token', arguments[0])", token)
-
-
 def _message(driver: Any) -> str:
-    text: str = _css(driver, "#message").text
+    text: str = css(driver, "#message").text
     return text
 
 
 def _state(driver: Any, seat: str) -> str:
-    state: str = _css(driver, f'[data-seat="{seat}"]').get_attribute("data-state")
+    state: str = css(driver, f'[data-seat="{seat}"]').get_attribute("data-state")
     return state
 
 
@@ -77,36 +51,36 @@ def test_search_pick_book_pay_seen_taken_elsewhere_cancel_free_again(live_url: s
     rid = r.json()["route_id"]
     seat_map = f"{live_url}/routes/{rid}?from=A&to=C"
     with browser() as alice, browser(390, 844) as bob:  # bob on a phone-width window
-        _sign_in(alice, live_url, mint(JWT_SECRET, "alice"))
+        sign_in(alice, live_url, mint(JWT_SECRET, "alice"))
         alice.get(f"{live_url}/?from=A&to=C&date={DATE}")
-        counts = _wait(
+        counts = wait(
             "the train with its seats",
-            lambda: _css(alice, f'[data-route-id="{rid}"] [data-class="second"]'),
+            lambda: css(alice, f'[data-route-id="{rid}"] [data-class="second"]'),
         )
         assert counts.text == "4"
-        _css(alice, f'[data-seat-map="{rid}"]').click()
-        _wait("the seat map", lambda: _state(alice, "02-01A") == "free", ACTIVATION)
+        css(alice, f'[data-seat-map="{rid}"]').click()
+        wait("the seat map", lambda: _state(alice, "02-01A") == "free", ACTIVATION)
         bob.get(seat_map)
-        _wait("bob's seat map", lambda: _state(bob, "02-01A") == "free")
+        wait("bob's seat map", lambda: _state(bob, "02-01A") == "free")
 
-        _css(alice, '[data-seat="02-01A"]').click()
-        _css(alice, "#passengers [name=name]").send_keys("Li Lei")
-        _css(alice, "#passengers [name=pid]").send_keys("110101199001011234")
-        _css(alice, "#book-button").click()
-        _wait("the hold", lambda: "Held" in _message(alice))
-        _css(alice, '#held [data-action="pay"]').click()
-        _wait("the payment", lambda: "confirmed" in _message(alice))
+        css(alice, '[data-seat="02-01A"]').click()
+        css(alice, "#passengers [name=name]").send_keys("Li Lei")
+        css(alice, "#passengers [name=pid]").send_keys("110101199001011234")
+        css(alice, "#book-button").click()
+        wait("the hold", lambda: "Held" in _message(alice))
+        css(alice, '#held [data-action="pay"]').click()
+        wait("the payment", lambda: "confirmed" in _message(alice))
         assert _state(alice, "02-01A") == "taken"
         # bob's page refreshes by itself: no reload
-        _wait("the seat taken in bob's session", lambda: _state(bob, "02-01A") == "taken")
+        wait("the seat taken in bob's session", lambda: _state(bob, "02-01A") == "taken")
         # taken from A to C, and free after C on the same seat
         seats = httpx.get(f"{live_url}/v1/routes/{rid}/seats?from=C&to=D").json()
         assert all(c["taken"] == [] for c in seats["coaches"])
 
-        _wait("my bookings", lambda: _css(alice, '#mine [data-status="confirmed"]'))
-        _css(alice, '#mine [data-status="confirmed"] [data-action="cancel"]').click()
-        _wait("the cancel", lambda: "cancelled" in _message(alice))
-        _wait("the seat free again for bob", lambda: _state(bob, "02-01A") == "free")
+        wait("my bookings", lambda: css(alice, '#mine [data-status="confirmed"]'))
+        css(alice, '#mine [data-status="confirmed"] [data-action="cancel"]').click()
+        wait("the cancel", lambda: "cancelled" in _message(alice))
+        wait("the seat free again for bob", lambda: _state(bob, "02-01A") == "free")
 
 
 def test_without_a_valid_token_the_page_says_what_to_do_and_books_nothing(live_url: str) -> None:
@@ -122,27 +96,27 @@ def test_without_a_valid_token_the_page_says_what_to_do_and_books_nothing(live_u
     with browser() as carol:
         for token, sentence in tokens:
             if token:
-                _sign_in(carol, live_url, token)
+                sign_in(carol, live_url, token)
             carol.get(f"{live_url}/routes/{rid}?from=A&to=B")
-            _wait("the seat map", lambda: _state(carol, "02-01A") == "free", ACTIVATION)
-            _css(carol, '[data-seat="02-01A"]').click()
-            _css(carol, "#passengers [name=name]").send_keys("Han Meimei")
-            _css(carol, "#passengers [name=pid]").send_keys("110101199202022345")
-            _css(carol, "#book-button").click()
-            _wait(f"the sentence with {sentence!r}", lambda s=sentence: s in _message(carol))
+            wait("the seat map", lambda: _state(carol, "02-01A") == "free", ACTIVATION)
+            css(carol, '[data-seat="02-01A"]').click()
+            css(carol, "#passengers [name=name]").send_keys("Han Meimei")
+            css(carol, "#passengers [name=pid]").send_keys("110101199202022345")
+            css(carol, "#book-button").click()
+            wait(f"the sentence with {sentence!r}", lambda s=sentence: s in _message(carol))
         assert _state(carol, "02-01A") == "free"
         carol.get(f"{live_url}/ops")
-        _wait("the ops page refusing", lambda: "token" in _message(carol))
+        wait("the ops page refusing", lambda: "token" in _message(carol))
     listed = httpx.get(f"{live_url}/v1/routes/{rid}/bookings", headers=admin).json()
     assert listed["bookings"] == []
 
 
 def test_operator_page_follows_a_loadgen_sale(live_url: str, tmp_path: Path) -> None:
     with browser() as ops:
-        _sign_in(ops, live_url, mint(JWT_SECRET, "ops", True))
+        sign_in(ops, live_url, mint(JWT_SECRET, "ops", True))
         ops.get(f"{live_url}/ops")
-        _wait("the operator page", lambda: _css(ops, "#chart").get_attribute("data-points"))
-        before = int(_css(ops, "#chart").get_attribute("data-booked"))
+        wait("the operator page", lambda: css(ops, "#chart").get_attribute("data-points"))
+        before = int(css(ops, "#chart").get_attribute("data-booked"))
         sale = subprocess.Popen(
             [sys.executable, "-m", "loadgen", "--url", live_url, "--jwt-secret", JWT_SECRET,
              "--scenario", "flash-sale", "--duration", "6", "--concurrency", "16", "--routes",
@@ -151,16 +125,16 @@ def test_operator_page_follows_a_loadgen_sale(live_url: str, tmp_path: Path) -> 
         )  # fmt: skip
 
         def booked() -> int:
-            return int(_css(ops, "#chart").get_attribute("data-booked"))
+            return int(css(ops, "#chart").get_attribute("data-booked"))
 
         def nodes() -> list[str]:
             rows = ops.find_elements("css selector", "#actors [data-node]")
             return [row.get_attribute("data-node") for row in rows]
 
         try:
-            _wait("the sales curve moving", lambda: booked() > before, 30)
-            assert all(_wait("route actors with their nodes", nodes))
-            assert _css(ops, '[data-stat="batch-mean"] b').text not in ("", "–")
+            wait("the sales curve moving", lambda: booked() > before, 30)
+            assert all(wait("route actors with their nodes", nodes))
+            assert css(ops, '[data-stat="batch-mean"] b').text not in ("", "–")
         finally:
             out, _ = sale.communicate(timeout=120)
         assert sale.returncode == 0, out.decode(errors="replace")[-2000:]

@@ -6,13 +6,13 @@ waitlist."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from conftest import JWT_SECRET
-from console_live import browser, serve
+from console_live import browser, css, serve, sign_in, wait
 from support.http import DATE, coach, route_body
 from support.sales import sale_body
 
@@ -20,7 +20,6 @@ from server.api.auth import mint
 
 #: how long a page may take to show a change (the operator page polls every 2 s; a
 #: shared 2-core machine is slow at times)
-WITHIN = 15.0
 #: a route's first seat map activates its actor: a Ray worker process start
 ACTIVATION = 60.0
 ADMIN = {"Authorization": f"Bearer {mint(JWT_SECRET, 'ops', True)}"}
@@ -31,31 +30,6 @@ def live_url(redis_url: str, ray_local: None, tmp_path_factory: pytest.TempPathF
              ) -> Iterator[str]:  # fmt: skip
     with serve(redis_url, tmp_path_factory.mktemp("console-sales-data")) as url:
         yield url
-
-
-def _wait(what: str, check: Callable[[], Any], within: float = WITHIN) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            got = check()
-        except Exception:  # the element is not there yet (or was just redrawn)
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"within {within:g} s: {what}")
-        time.sleep(0.05)
-
-
-def _css(driver: Any, selector: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, selector)
-
-
-def _sign_in(driver: Any, url: str, token: str) -> None:
-    driver.get(url + "/console/favicon.svg")  # same origin, so sessionStorage is the page's
-    driver.execute_script("sessionStorage.setItem('ticketd.token', arguments[0])", token)
 
 
 def _route(url: str, body: dict[str, Any]) -> str:
@@ -85,20 +59,20 @@ def _search(driver: Any, url: str, found: str) -> None:
 
     def shown() -> Any:
         try:
-            return _css(driver, found)
+            return css(driver, found)
         except Exception:
             if time.monotonic() - searched[-1] > 0.5:
-                _css(driver, "#search button[type=submit]").click()
+                css(driver, "#search button[type=submit]").click()
                 searched.append(time.monotonic())
             raise
 
-    _wait(f"{found} in the search", shown)
+    wait(f"{found} in the search", shown)
 
 
 def _book(driver: Any, passenger: str, pid: str) -> None:
-    _css(driver, "#passengers [name=name]").send_keys(passenger)
-    _css(driver, "#passengers [name=pid]").send_keys(pid)
-    _css(driver, "#book-button").click()
+    css(driver, "#passengers [name=name]").send_keys(passenger)
+    css(driver, "#passengers [name=pid]").send_keys(pid)
+    css(driver, "#book-button").click()
 
 
 _QUEUE_VIEW = """
@@ -132,23 +106,23 @@ def test_a_buyer_queues_before_the_opening_is_admitted_and_books_with_the_admiss
 ) -> None:
     rid = _route(live_url, route_body(f"Q{time.time_ns() % 10**9}"))
     with browser() as buyer:
-        _sign_in(buyer, live_url, mint(JWT_SECRET, "quinn"))
+        sign_in(buyer, live_url, mint(JWT_SECRET, "quinn"))
         _search(buyer, live_url, f'[data-route-id="{rid}"] [data-class="second"]')
         # one admission a second: alone in the queue, place 1 waits about a second
         sid = _sale(live_url, [rid], opens_in=2.0, rate=1.0)
         _search(buyer, live_url, f'[data-route-id="{rid}"] [data-sale-id="{sid}"]')
-        _css(buyer, f'[data-seat-map="{rid}"]').click()
+        css(buyer, f'[data-seat-map="{rid}"]').click()
         seen = _follow_queue(buyer)
         assert seen == [("not-open", "–", "–", -1), ("waiting", "1", "0", 0),
                         ("admitted", "1", "0", 1)], seen  # fmt: skip
 
-        _wait("the seat map", lambda: _css(buyer, '[data-seat="02-01A"]').get_attribute(
+        wait("the seat map", lambda: css(buyer, '[data-seat="02-01A"]').get_attribute(
             "data-state") == "free", ACTIVATION)  # fmt: skip
-        assert _css(buyer, "#admission-hint").is_displayed()
-        assert not _css(buyer, "#queue-section").is_displayed()
-        _css(buyer, '[data-seat="02-01A"]').click()
+        assert css(buyer, "#admission-hint").is_displayed()
+        assert not css(buyer, "#queue-section").is_displayed()
+        css(buyer, '[data-seat="02-01A"]').click()
         _book(buyer, "Qian Qi", "110101199303033456")
-        _wait("the hold", lambda: "Held" in _css(buyer, "#message").text)
+        wait("the hold", lambda: "Held" in css(buyer, "#message").text)
     listed = httpx.get(f"{live_url}/v1/routes/{rid}/bookings", headers=ADMIN).json()["bookings"]
     assert [(b["user"], b["status"], b["seats"][0]["seat"]) for b in listed] == [
         ("quinn", "held", "01A")
@@ -164,9 +138,9 @@ def test_a_buyer_queues_before_the_opening_is_admitted_and_books_with_the_admiss
 def test_the_operator_sees_a_sale_s_queue_and_pauses_and_resumes_it(live_url: str) -> None:
     rid = _route(live_url, route_body(f"P{time.time_ns() % 10**9}"))
     with browser() as ops:
-        _sign_in(ops, live_url, mint(JWT_SECRET, "ops", True))
+        sign_in(ops, live_url, mint(JWT_SECRET, "ops", True))
         ops.get(f"{live_url}/ops")
-        _wait("the operator page", lambda: _css(ops, "#rooms").is_displayed())
+        wait("the operator page", lambda: css(ops, "#rooms").is_displayed())
         sid = _sale(live_url, [rid], opens_in=0.0, rate=5.0)
         for user in ("olga", "oleg"):
             auth = {"Authorization": f"Bearer {mint(JWT_SECRET, user)}"}
@@ -174,21 +148,21 @@ def test_the_operator_sees_a_sale_s_queue_and_pauses_and_resumes_it(live_url: st
         row = f'#rooms [data-sale-id="{sid}"]'
 
         def stat(key: str) -> str:
-            text: str = _css(ops, f'{row} [data-sale-stat="{key}"]').text
+            text: str = css(ops, f'{row} [data-sale-stat="{key}"]').text
             return text
 
-        _wait("both admitted", lambda: stat("admitted") == "2")
+        wait("both admitted", lambda: stat("admitted") == "2")
         assert (stat("state"), stat("joined"), stat("waiting"), stat("seats-left")) == (
             "open", "2", "0", "6"
         )  # fmt: skip
         assert float(stat("rate")) > 0  # measured over the last 10 s: two admitted just now
 
-        _css(ops, f'{row} [data-action="pause"]').click()
-        _wait("the sale paused", lambda: stat("state") == "paused")
-        assert _css(ops, row).get_attribute("data-sale-state") == "paused"
+        css(ops, f'{row} [data-action="pause"]').click()
+        wait("the sale paused", lambda: stat("state") == "paused")
+        assert css(ops, row).get_attribute("data-sale-state") == "paused"
         assert _sale_state(live_url, sid) == "paused"
-        _css(ops, f'{row} [data-action="resume"]').click()
-        _wait("the sale open again", lambda: stat("state") == "open")
+        css(ops, f'{row} [data-action="resume"]').click()
+        wait("the sale open again", lambda: stat("state") == "open")
         assert _sale_state(live_url, sid) == "open"
 
 
@@ -202,19 +176,19 @@ def test_a_sold_out_sale_says_so_and_offers_its_waitlist(live_url: str) -> None:
                    timeout=ACTIVATION)  # fmt: skip
     assert r.status_code == 201, r.text
     sid = _sale(live_url, [rid], opens_in=0.0, rate=5.0)
-    _wait("the sale sold out", lambda: _sale_state(live_url, sid) == "sold-out")
+    wait("the sale sold out", lambda: _sale_state(live_url, sid) == "sold-out")
     with browser() as buyer:
-        _sign_in(buyer, live_url, mint(JWT_SECRET, "sam"))
+        sign_in(buyer, live_url, mint(JWT_SECRET, "sam"))
         _search(buyer, live_url, f'[data-route-id="{rid}"] [data-sale-state="sold-out"]')
-        _css(buyer, f'[data-seat-map="{rid}"]').click()
-        _wait("the sold-out answer", lambda: _css(buyer, '[data-queue-state="sold-out"]'))
-        assert "sold out" in _css(buyer, "[data-queue-sentence]").text
-        _css(buyer, "[data-queue-waitlist]").click()
-        _wait("the seat map", lambda: _css(buyer, '[data-seat="01-01A"]').get_attribute(
+        css(buyer, f'[data-seat-map="{rid}"]').click()
+        wait("the sold-out answer", lambda: css(buyer, '[data-queue-state="sold-out"]'))
+        assert "sold out" in css(buyer, "[data-queue-sentence]").text
+        css(buyer, "[data-queue-waitlist]").click()
+        wait("the seat map", lambda: css(buyer, '[data-seat="01-01A"]').get_attribute(
             "data-state") == "taken")  # fmt: skip
-        assert "waitlist" in _css(buyer, "#admission-hint").text
+        assert "waitlist" in css(buyer, "#admission-hint").text
         _book(buyer, "Sam Shi", "110101199606066789")
-        _wait("on the waitlist", lambda: "waitlist" in _css(buyer, "#message").text)
+        wait("on the waitlist", lambda: "waitlist" in css(buyer, "#message").text)
     listed = httpx.get(f"{live_url}/v1/routes/{rid}/bookings", headers=ADMIN).json()["bookings"]
     assert sorted((b["user"], b["status"]) for b in listed) == [
         ("early", "held"), ("sam", "waitlisted")

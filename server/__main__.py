@@ -134,7 +134,7 @@ def _supervise(settings: Settings, runtime: Runtime) -> int:
     supervisor = Supervisor(settings, runtime)
 
     def stop(signum: int, frame: object) -> None:
-        supervisor.request_stop()
+        supervisor.signalled()  # takes no lock: signals may come in a burst
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)

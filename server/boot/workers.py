@@ -88,15 +88,28 @@ class Supervisor:
         self.settings = settings
         self.runtime = runtime
         self._stop = threading.Event()
+        #: set by a signal handler: a plain flag, the loop looks every _POLL_SECONDS
+        self._signalled = False
         self._code = 0
         self._workers = [_Worker(i) for i in range(settings.workers)]
         self._holder: socket.socket | None = None
 
     def request_stop(self, code: int = 0) -> None:
-        """Stop every worker (safe from a signal handler or a thread, and twice)."""
+        """Stop every worker (from a thread; twice is fine). Not from a signal handler:
+        see `signalled`."""
         if code and not self._code:
             self._code = code
         self._stop.set()
+
+    def signalled(self) -> None:
+        """Stop every worker: for a signal handler, so it takes no lock. Event.set does:
+        a second signal landing while the first one's handler held it (Ctrl-C under
+        make, a group's SIGTERM) would wait on that lock forever, in the main thread."""
+        self._signalled = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._signalled or self._stop.is_set()
 
     def run(self) -> int:
         """Serve until told to stop; returns the exit code (0, or 3: Ray gone)."""
@@ -105,12 +118,12 @@ class Supervisor:
         env = self._worker_env(port)
         log.info("front-end workers starting", workers=len(self._workers), port=port)
         try:
-            while not self._stop.is_set():
+            while not self.stopping:
                 now = time.monotonic()
                 for w in self._workers:
                     if w.proc is not None and w.proc.poll() is not None:
                         self._reap(w, now)
-                    if w.proc is None and now >= w.due and not self._stop.is_set():
+                    if w.proc is None and now >= w.due and not self.stopping:
                         self._start(w, env)
                 self._stop.wait(_POLL_SECONDS)
         finally:
@@ -149,7 +162,7 @@ class Supervisor:
         assert w.proc is not None
         code, pid = w.proc.returncode, w.proc.pid
         w.proc = None
-        if self._stop.is_set():
+        if self.stopping:
             return
         if code == RAY_LOST:
             log.error("front-end worker lost the ray cluster", worker=w.index, pid=pid)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import uvloop
 from rich.console import Console
@@ -18,6 +19,21 @@ from loadgen.report import plot_path, summary
 from loadgen.runner import run
 from loadgen.waiting import cli as waiting_cli
 from loadgen.waiting import config as waiting_defaults
+
+
+class _Verdict(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+
+class _Audited(Protocol):
+    """A scenario's report: its audit passed or not."""
+
+    @property
+    def audit(self) -> _Verdict: ...
+
+
+R = TypeVar("R", bound=_Audited)
 
 EXIT_PASSED = 0
 EXIT_AUDIT_FAILED = 1
@@ -154,17 +170,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if config.scenario == "waiting-room":
         return _waiting_room(p, args, config, console)
+    return _play(lambda: run(config), summary, config.report, console)
+
+
+def _play(
+    start: Callable[[], Coroutine[Any, Any, R]],
+    render: Callable[[R], Any],
+    path: Path | None,
+    console: Console,
+) -> int:
+    """Run a scenario to its report, print its summary; the exit code by its audit."""
     try:
-        report = uvloop.run(run(config))
+        report = uvloop.run(start())
     except LoadgenError as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return EXIT_SETUP_FAILED
     except KeyboardInterrupt:
         print("loadgen: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    console.print(summary(report))
-    if config.report is not None:
-        console.print(f"report: {config.report}  plot: {plot_path(config.report)}")
+    console.print(render(report))
+    if path is not None:
+        console.print(f"report: {path}  plot: {plot_path(path)}")
     return EXIT_PASSED if report.audit.ok else EXIT_AUDIT_FAILED
 
 
@@ -181,15 +207,4 @@ def _waiting_room(
         p.print_usage(sys.stderr)
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        report = uvloop.run(run_waiting(config))
-    except LoadgenError as exc:
-        print(f"loadgen: {exc}", file=sys.stderr)
-        return EXIT_SETUP_FAILED
-    except KeyboardInterrupt:
-        print("loadgen: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    console.print(waiting_report.summary(report))
-    if base.report is not None:
-        console.print(f"report: {base.report}  plot: {plot_path(base.report)}")
-    return EXIT_PASSED if report.audit.ok else EXIT_AUDIT_FAILED
+    return _play(lambda: run_waiting(config), waiting_report.summary, base.report, console)

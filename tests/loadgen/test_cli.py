@@ -27,3 +27,12 @@ def test_missing_secret_is_a_usage_error(
 def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--url", "http://127.0.0.1:9", "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", ["mixed", "waiting-room"])
+def test_a_server_out_of_reach_is_a_setup_failure_that_says_so(
+    scenario: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--url", "http://127.0.0.1:9", "--jwt-secret", "s" * 40, "--scenario", scenario]
+    assert main(args) == 3
+    assert "cannot reach ticketd at http://127.0.0.1:9" in capsys.readouterr().err

@@ -146,6 +146,7 @@ def check_redis(url: str, allow_volatile: bool) -> str | None:
                 f"Redis, or correct TICKETD_REDIS_URL (unset it for an embedded one)."
             ) from None
         _check_version(client, shown)
+        _check_not_cluster(client, shown)
         try:
             return check_persistence_sync(client, allow_volatile)
         except RuntimeError as exc:
@@ -166,6 +167,21 @@ def _check_version(client: redis.Redis, shown: str) -> None:
         raise StartupError(
             f"TICKETD_REDIS_URL={shown} is Redis {raw}; ticketd needs Redis >= {want} or "
             f"Valkey: upgrade that server or point TICKETD_REDIS_URL at a newer one."
+        )
+
+
+def _check_not_cluster(client: redis.Redis, shown: str) -> None:
+    try:
+        info = client.info("cluster")
+    except redis.ResponseError:
+        return  # INFO forbidden: as for the version
+    assert isinstance(info, dict)
+    if str(info.get("cluster_enabled", "0")) == "1":
+        raise StartupError(
+            f"TICKETD_REDIS_URL={shown} is a node of a Redis Cluster, and ticketd does not "
+            "run on one yet (a route's append touches keys in several hash slots): point "
+            "TICKETD_REDIS_URL at a single Redis or Valkey server, or unset it for the "
+            "embedded one."
         )
 
 

@@ -193,3 +193,11 @@ def test_check_redis_reports_an_old_server(
     monkeypatch.setattr(preflight, "MIN_REDIS", (99, 0))
     with pytest.raises(StartupError, match=rf"is Redis {real}; ticketd needs Redis >= 99.0"):
         preflight.check_redis(url, allow_volatile=False)
+
+
+def test_a_redis_cluster_node_is_refused_in_a_sentence_until_ticketd_speaks_cluster(
+    raw_server: Callable[..., str],
+) -> None:
+    url = raw_server("--appendonly", "yes", "--appendfsync", "always", "--cluster-enabled", "yes")
+    with pytest.raises(StartupError, match="is a node of a Redis Cluster, and ticketd does not"):
+        preflight.check_redis(url, allow_volatile=False)

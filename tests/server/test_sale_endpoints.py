@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from conftest import PLANE_SECRET
 from support.http import (
     STATIONS,
     assert_problem,
@@ -21,6 +23,8 @@ from support.http import (
     route_body,
     train_of,
 )
+
+from server.waiting.tokens import Admission, Signer
 
 Tokens = Callable[..., str]
 Ids = Callable[[], str]
@@ -89,6 +93,12 @@ async def test_a_running_sale_s_routes_are_booked_only_with_an_admission(
     headers = {"Authorization": alice, "Admission": admission, "Idempotency-Key": "k1"}
     r = await api.post(f"/v1/routes/{rid}/bookings", json=trip, headers=headers)
     assert r.status_code == 201, r.text
+    # an expired one (made with the cluster's key, as the app's own)
+    expired = Signer(PLANE_SECRET).admission(Admission(sid, "alice", time.time() - 1))
+    headers = {"Authorization": alice, "Admission": expired, "Idempotency-Key": "k3"}
+    late = assert_problem(await api.post(f"/v1/routes/{rid}/bookings", json=trip,
+                                         headers=headers), 403, "not-admitted")  # fmt: skip
+    assert "it has expired" in late["detail"]
     # someone else's, and a forged one
     for stolen in (admission, admission[:-2] + ("AA" if admission[-2:] != "AA" else "BB")):
         headers = {"Authorization": bob, "Admission": stolen, "Idempotency-Key": "k2"}

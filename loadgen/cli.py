@@ -19,6 +19,7 @@ from loadgen.report import plot_path, summary
 from loadgen.runner import run
 from loadgen.waiting import cli as waiting_cli
 from loadgen.waiting import config as waiting_defaults
+from loadgen.waiting.config import WaitingConfig
 
 
 class _Verdict(Protocol):
@@ -164,12 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         config = config_from(args, interactive=console.is_terminal)
+        if config.scenario == "waiting-room":
+            waiting = waiting_cli.waiting_config(args, config)
+            return _waiting_room(waiting, console)
     except ValueError as exc:
         p.print_usage(sys.stderr)
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if config.scenario == "waiting-room":
-        return _waiting_room(p, args, config, console)
     return _play(lambda: run(config), summary, config.report, console)
 
 
@@ -194,17 +196,9 @@ def _play(
     return EXIT_PASSED if report.audit.ok else EXIT_AUDIT_FAILED
 
 
-def _waiting_room(
-    p: argparse.ArgumentParser, args: argparse.Namespace, base: Config, console: Console
-) -> int:
-    # Imported here: the other scenarios need none of it.
+def _waiting_room(config: WaitingConfig, console: Console) -> int:
+    # Imported here: the other scenarios need none of its running parts.
     from loadgen.waiting import report as waiting_report
     from loadgen.waiting.runner import run as run_waiting
 
-    try:
-        config = waiting_cli.waiting_config(args, base)
-    except ValueError as exc:
-        p.print_usage(sys.stderr)
-        print(f"{p.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return _play(lambda: run_waiting(config), waiting_report.summary, base.report, console)
+    return _play(lambda: run_waiting(config), waiting_report.summary, config.base.report, console)

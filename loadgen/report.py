@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from rich.console import Group
@@ -42,20 +43,23 @@ class Report(msgspec.Struct, kw_only=True):
     plot: str | None = None
 
 
+R = TypeVar("R", bound=msgspec.Struct)
+
+
 def plot_path(report_path: Path) -> Path:
     """Where the PNG goes: beside the report, same stem."""
     return report_path.with_suffix(".png")
 
 
-def write_report(report: Report, path: Path) -> None:
-    """Write the report as indented JSON, creating the directory if needed."""
+def write_report(report: msgspec.Struct, path: Path) -> None:
+    """Write a report (any scenario's) as indented JSON, creating the directory if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
 
 
-def read_report(path: Path) -> Report:
-    """Load a report written by `write_report`."""
-    return msgspec.json.decode(path.read_bytes(), type=Report)
+def read_report(path: Path, kind: type[R]) -> R:
+    """Load a report of `kind` written by `write_report`."""
+    return msgspec.json.decode(path.read_bytes(), type=kind)
 
 
 def summary(report: Report) -> Group:

@@ -241,24 +241,13 @@ class Journal:
         self._snap_keys = [keys.epoch(route_id), keys.journal(route_id), keys.snapshot(route_id)]
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
-        self._lean_url = lean_url if lean_url and resp.supported(lean_url) else None
-        self._lean: resp.RespConnection | None = None
+        lean = lean_url if lean_url and resp.supported(lean_url) else None
+        self._lean = None if lean is None else resp.LeanLink(lean)
 
     async def _call_append(self, keys_: list[str], args: list[bytes | str | int]) -> Any:
-        if self._lean_url is None:
+        if self._lean is None:
             return await self._append(keys=keys_, args=args)
-        conn = self._lean
-        if conn is None or not conn.open:
-            conn = self._lean = await resp.RespConnection.connect(self._lean_url)
-        try:
-            return await conn.call(
-                resp.pack("EVALSHA", self._append.sha, len(keys_), *keys_, *args)
-            )
-        except redis.ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            # a restarted or flushed Redis forgot the script; EVALSHA did not run it
-            return await conn.call(resp.pack("EVAL", _APPEND, len(keys_), *keys_, *args))
+        return await self._lean.evalsha(self._append.sha, _APPEND, keys_, args)
 
     async def append(
         self,

@@ -10,7 +10,6 @@ route actors that write them are in `formats.py`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -111,9 +110,7 @@ class CachedMarks:
 
     def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
         self._client = client
-        self._url = url if url and resp.supported(url) else None
-        self._lean: resp.RespConnection | None = None
-        self._connecting = asyncio.Lock()
+        self._lean = resp.LeanLink(url) if url and resp.supported(url) else None
 
     async def first(self, marks: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Mark (route id, user, key) triples answered from the cache; for each, True if
@@ -121,29 +118,19 @@ class CachedMarks:
         value = b"c%d" % int(time.time())
         ttl = keys.CACHED_MARKER_TTL
         markers = [keys.idem_marker(route_id, user, key) for route_id, user, key in marks]
-        if self._url is None:
+        if self._lean is None:
             async with self._client.pipeline(transaction=False) as pipe:
                 for marker in markers:
                     pipe.set(marker, value, nx=True, ex=ttl)
                 got = await pipe.execute()
             return [bool(x) for x in got]
-        conn = await self._connection(self._url)
+        conn = await self._lean.connection()
         # one command per key, all the same but the key: the tail is packed once
         head, tail = b"*6\r\n$3\r\nSET\r\n", resp.pack(value, "NX", "EX", ttl)[4:]
         replies = await conn.pipeline([head + resp.bulk(m) + tail for m in markers])
         return [reply is not None for reply in replies]
 
-    async def _connection(self, url: str) -> resp.RespConnection:
-        # one connection however many routes' calls ask at once: a lock, not a race that
-        # opens several and leaks all but the last
-        async with self._connecting:
-            conn = self._lean
-            if conn is None or not conn.open:
-                conn = self._lean = await resp.RespConnection.connect(url)
-            return conn
-
     def close(self) -> None:
         """Close the lean connection (the redis-py client is the caller's)."""
         if self._lean is not None:
             self._lean.close()
-            self._lean = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
@@ -149,6 +150,46 @@ class RespConnection(asyncio.Protocol):
             future = waiter.future if isinstance(waiter, _Gather) else waiter
             if not future.done():
                 future.set_exception(exc)
+
+
+class LeanLink:
+    """One RespConnection to `url`, opened when first needed and again after it broke.
+    Callers at once share one: a lock, not a race that opens several and leaks all but
+    the last."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: RespConnection | None = None
+        self._connecting = asyncio.Lock()
+
+    async def connection(self) -> RespConnection:
+        conn = self._conn
+        if conn is not None and conn.open:
+            return conn  # the common case takes no lock
+        async with self._connecting:
+            conn = self._conn
+            if conn is None or not conn.open:
+                conn = self._conn = await RespConnection.connect(self.url)
+            return conn
+
+    async def evalsha(
+        self, sha: str, script: str, keys: Sequence[str], args: Sequence[bytes | str | int]
+    ) -> Any:
+        """Run a script by its sha, or by its text if the server forgot it (a restarted or
+        flushed Redis: EVALSHA did not run it)."""
+        conn = await self.connection()
+        try:
+            return await conn.call(pack("EVALSHA", sha, len(keys), *keys, *args))
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await conn.call(pack("EVAL", script, len(keys), *keys, *args))
+
+    def close(self) -> None:
+        """Close the connection; the next call opens another."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class _Gather:

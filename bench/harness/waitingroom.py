@@ -113,9 +113,6 @@ def run(bench: Bench) -> None:
         bench.stop(srv)
     bench.scenario(POLL_KEYS[0], "queue polls: bare Starlette (ceiling)",
                    lambda r: bare(r, "GET", POLLERS))  # fmt: skip
-    # the table shows the ceiling first
-    bench.results = {**{k: v for k, v in bench.results.items() if k not in KEYS},
-                     **{k: bench.results[k] for k in KEYS if k in bench.results}}  # fmt: skip
 
 
 def _sale(bench: Bench, srv: Server, rid: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import msgspec
 from rich.console import Group
@@ -132,17 +131,6 @@ def tallies(history: History) -> tuple[dict[str, int], dict[str, int], dict[str,
         dict(sorted(final.items())),
         dict(sorted(outcomes.items())),
     )
-
-
-def write_report(report: WaitingReport, path: Path) -> None:
-    """Write the report as indented JSON, creating the directory if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
-
-
-def read_report(path: Path) -> WaitingReport:
-    """Load a report written by `write_report`."""
-    return msgspec.json.decode(path.read_bytes(), type=WaitingReport)
 
 
 def summary(report: WaitingReport) -> Group:

@@ -16,7 +16,7 @@ from loadgen.client import Reply
 from loadgen.errors import LoadgenError, ServerUnreachable
 from loadgen.ledger import Ledger
 from loadgen.progress import seats_left
-from loadgen.report import plot_path
+from loadgen.report import plot_path, write_report
 from loadgen.routes import route_id, seat_count
 from loadgen.runner import CONTROL_CONNECTIONS, create_routes, read_server
 from loadgen.stats import Latency, Stats
@@ -27,7 +27,7 @@ from loadgen.waiting.crowd import crowd
 from loadgen.waiting.history import History, Sample
 from loadgen.waiting.play import Play
 from loadgen.waiting.plot import write_plot
-from loadgen.waiting.report import WaitingReport, tallies, timeline, write_report
+from loadgen.waiting.report import WaitingReport, tallies, timeline
 from loadgen.waiting.scheduler import Scheduler
 from loadgen.waiting.wire import Sale, SaleRequest
 from loadgen.wire import RouteDef, decode

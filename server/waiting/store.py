@@ -120,8 +120,8 @@ class QueueStore:
 
     def __init__(self, client: aredis.Redis, lean_url: str | None = None) -> None:
         self.client = client
-        self._lean_url = lean_url if lean_url and resp.supported(lean_url) else None
-        self._lean: resp.RespConnection | None = None
+        lean = lean_url if lean_url and resp.supported(lean_url) else None
+        self._lean = None if lean is None else resp.LeanLink(lean)
         self._join = client.register_script(_JOIN)
         self._open = client.register_script(_OPEN)
         self._advance = client.register_script(_ADVANCE)
@@ -160,28 +160,15 @@ class QueueStore:
         """Close the lean connection, if one is open (at shutdown)."""
         if self._lean is not None:
             self._lean.close()
-            self._lean = None
 
     async def _call_join(self, ks: list[str], users: list[str]) -> list[int]:
-        if self._lean_url is None:
+        if self._lean is None:
             got: list[int] = await self._join(keys=ks, args=users)
             return got
         try:
             async with asyncio.timeout(_LEAN_TIMEOUT):
-                conn = self._lean
-                if conn is None or not conn.open:
-                    conn = self._lean = await resp.RespConnection.connect(self._lean_url)
-                try:
-                    return await conn.call(  # type: ignore[no-any-return]
-                        resp.pack("EVALSHA", self._join.sha, len(ks), *ks, *users)
-                    )
-                except redis.ResponseError as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                    # a restarted or flushed Redis forgot the script: it did not run
-                    return await conn.call(  # type: ignore[no-any-return]
-                        resp.pack("EVAL", _JOIN, len(ks), *ks, *users)
-                    )
+                placed: list[int] = await self._lean.evalsha(self._join.sha, _JOIN, ks, users)
+                return placed
         except TimeoutError:
             # the join may or may not have landed: joining again answers the same place
             raise redis.TimeoutError("Redis did not answer the join in time") from None

@@ -11,8 +11,9 @@ from conftest import JWT_SECRET
 from support.live import live_app
 
 from loadgen import main
+from loadgen.report import read_report
 from loadgen.waiting.audit import NOT_ENOUGH
-from loadgen.waiting.report import read_report
+from loadgen.waiting.report import WaitingReport
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -44,7 +45,7 @@ def test_a_small_crowd_audits_clean_and_writes_the_report_and_plot(
 
     code = main(argv)
 
-    report = read_report(path)
+    report = read_report(path, WaitingReport)
     audit = report.audit
     assert code == 0, audit.details
     assert audit.ok and report.finished

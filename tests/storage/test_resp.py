@@ -73,3 +73,30 @@ async def test_a_dead_server_fails_what_waits_and_refuses_new_calls(
         conn.close()
     with pytest.raises(redis.ConnectionError):
         await resp.RespConnection.connect(local_redis.url, timeout=2)
+
+
+async def test_a_lean_link_opens_one_connection_for_callers_at_once_and_runs_forgotten_scripts(
+    redis_url: str, redis_client: redis.asyncio.Redis
+) -> None:
+    link = resp.LeanLink(redis_url)
+    opened = 0
+    connect = resp.RespConnection.connect
+
+    async def counting(url: str, timeout: float = 5.0) -> resp.RespConnection:
+        nonlocal opened
+        opened += 1
+        await asyncio.sleep(0.01)  # a slow connect: the others ask meanwhile
+        return await connect(url, timeout)
+
+    resp.RespConnection.connect = counting  # type: ignore[method-assign]
+    try:
+        conns = await asyncio.gather(*(link.connection() for _ in range(10)))
+    finally:
+        resp.RespConnection.connect = connect  # type: ignore[method-assign]
+    assert opened == 1 and len({id(c) for c in conns}) == 1
+    script = "return ARGV[1]"
+    sha = await redis_client.script_load(script)
+    assert await link.evalsha(sha, script, [], ["x"]) == b"x"
+    await redis_client.script_flush()  # a restarted Redis forgets its scripts
+    assert await link.evalsha(sha, script, [], ["y"]) == b"y"
+    link.close()

@@ -277,7 +277,7 @@ async def test_joins_over_the_lean_connection_answer_as_over_redis_py(
 ) -> None:
     sid = sale_id()
     lean = QueueStore(redis_client, lean_url=redis_url)
-    assert lean._lean_url is not None  # the way under test
+    assert lean._lean is not None  # the way under test
     await lean.create(sid)
     await lean.open(sid)
     assert await lean.join(sid, ["a", "b"]) == [1, 2]

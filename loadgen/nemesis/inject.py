@@ -19,6 +19,10 @@ REPLACE_TIMEOUT = 60.0
 REPLACE_NODE_AFTER = 3.0
 
 
+#: how long a kill waits for a target that is coming back (s)
+_TARGET_WAIT_SECONDS = 10.0
+
+
 class Nemesis:
     """Runs `faults` against `dep`; times are seconds since `t0` (a loop time)."""
 
@@ -77,10 +81,17 @@ class Nemesis:
         return f"redis pid {pid}", {}
 
     async def _actor_kill(self, f: Fault, rnd: random.Random) -> tuple[str, dict[str, Any]]:
-        actors = await asyncio.to_thread(self.dep.route_actors)
-        live = [p for p in actors if p not in self._paused]
-        if not live:
-            raise NoTarget("no route actor running")
+        # right after a node was killed its actors may still be restarting (a worker's
+        # imports take seconds on a busy machine): wait a little for one
+        deadline = self._loop.time() + _TARGET_WAIT_SECONDS
+        while True:
+            actors = await asyncio.to_thread(self.dep.route_actors)
+            live = [p for p in actors if p not in self._paused]
+            if live:
+                break
+            if self._loop.time() > deadline:
+                raise NoTarget("no route actor running")
+            await asyncio.sleep(0.5)
         pid = rnd.choice(live)
         signal_all([pid], signal.SIGKILL)
         return f"route actor pid {pid}", {}

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from support.process import free_cluster_ports
 
 from actors.storage.redis_server import find_server_binary
+from actors.storage.valkey_cluster import LocalCluster
 from server.boot import preflight
 from server.boot.preflight import StartupError
 
@@ -196,8 +198,13 @@ def test_check_redis_reports_an_old_server(
 
 
 def test_a_redis_cluster_node_is_refused_in_a_sentence_until_ticketd_speaks_cluster(
-    raw_server: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
-    url = raw_server("--appendonly", "yes", "--appendfsync", "always", "--cluster-enabled", "yes")
-    with pytest.raises(StartupError, match="is a node of a Redis Cluster, and ticketd does not"):
-        preflight.check_redis(url, allow_volatile=False)
+    # a one-node cluster: its bus port (port + 10000) must be free too
+    cluster = LocalCluster(tmp_path / "cluster", free_cluster_ports(1), primaries=1, replicas=0)
+    cluster.start()
+    try:
+        with pytest.raises(StartupError, match="is a node of a Redis Cluster, and ticketd"):
+            preflight.check_redis(cluster.url, allow_volatile=False)
+    finally:
+        cluster.stop()

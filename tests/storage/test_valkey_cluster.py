@@ -5,36 +5,20 @@ machine (SIGKILL and its data directory deleted) once the replica is promoted.""
 
 from __future__ import annotations
 
-import random
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from support.process import free_cluster_ports
 
 from actors.storage.valkey_cluster import SLOTS, LocalCluster
 
 
-def _free_base(count: int) -> int:
-    """A first port with `count` free ports from it, and their cluster-bus ports (+10000)."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000 - count)
-        ports = [p for n in range(count) for p in (base + n, base + n + 10000)]
-        try:
-            for port in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range for a local cluster")
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", _free_base(6))
+    made = LocalCluster(tmp_path / "cluster", free_cluster_ports(6))
     made.start()
     try:
         yield made

@@ -1,11 +1,10 @@
 """RouteActor: the Ray actor that owns one route's seat map.
 
-A thin shell around the pure domain: decide a batch (no await), persist its
-events in one fenced Redis append, only then answer. Requests that arrive
-while a write is in flight wait and go together in the next write (group
-commit). Commands arrive over the actor's own data-plane socket
-(`actors/plane/listener.py`); Ray calls are the control plane: `address`,
-`info`, `sweep`.
+A thin shell around the pure domain: decide a batch (no await), persist its events in
+one fenced Redis append, only then answer. Requests that arrive while a write is in
+flight go together in the next write (group commit). Commands arrive over the actor's
+own data-plane socket (`actors/plane/listener.py`); Ray calls are the control plane:
+`address`, `info`, `sweep`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from actors.domain.views import Reply, Result
 from actors.plane.listener import Connection, PlaneServer, Rows
 from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, unavailable
 from actors.seat_reads import SeatReads
-from actors.storage import journal
+from actors.storage import journal, topology
 from actors.storage.formats import availability_version
 from actors.storage.recovery import publish_recovered, recover
 from actors.writes import Ahead, Batch, Refused, Write
@@ -52,9 +51,9 @@ class RouteActor:
         config.apply_niceness()
         self.policy = Policy(config.hold_seconds, config.user_cap)
         # recovery is synchronous on purpose: the actor serves nothing until it is done
-        sync = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        sync = topology.sync_client(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         try:
-            self.epoch = journal.activate(sync, route_id)
+            self.epoch = journal.activate(sync, route_id, config.redis_replicas)
             placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
             started = time.perf_counter()
             self.state, self.last_id = recover(sync, route_id)
@@ -309,9 +308,10 @@ class RouteActor:
     async def _reload(self) -> bool:
         """Rebuild memory from Redis after an unconfirmed write; False if Redis is down."""
         try:
-            sync = redis.Redis.from_url(self.config.redis_url, socket_timeout=2)
+            sync = topology.sync_client(self.config.redis_url, socket_timeout=2)
             try:
                 state, last_id = await asyncio.to_thread(recover, sync, self.route_id)
+                await asyncio.to_thread(publish_recovered, sync, self.route_id, self.epoch, state)
             finally:
                 sync.close()
         except (redis.RedisError, OSError) as exc:
@@ -335,7 +335,9 @@ class RouteActor:
 
     def _get_journal(self) -> journal.Journal:
         if self._journal is None:
-            self._journal = journal.Journal.open(self.config.redis_url, self.route_id, self.epoch)
+            self._journal = journal.Journal.open(
+                self.config.redis_url, self.route_id, self.epoch, self.config.redis_replicas
+            )
         return self._journal
 
     # ---- background: expiry and idle deactivation -----------------------------------

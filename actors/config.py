@@ -23,6 +23,9 @@ class ActorConfig:
     idle_seconds: float = 0.0
     #: a Redis write that takes longer than this fails the batch (answered unavailable)
     write_timeout: float = 5.0
+    #: an append counts once this many replicas have it in their AOF (WAITAOF; the
+    #: setting TICKETD_REDIS_REPLICAS); 0: the primary's own fsync'd AOF
+    redis_replicas: int = 0
     #: HMAC key every data-plane connection must prove it knows (TICKETD_CLUSTER_SECRET).
     #: It travels in the actor's creation arguments, i.e. inside Ray's GCS, which only
     #: holders of the cluster's Ray token reach (and they can run code on it anyway).

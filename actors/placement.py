@@ -37,7 +37,7 @@ from typing import Any
 import ray
 import redis
 
-from actors.storage import keys
+from actors.storage import keys, topology
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Placement:
         (ties by rendezvous hash), recorded."""
         with self._lock:
             if self._client is None:
-                self._client = redis.Redis.from_url(
+                self._client = topology.sync_client(
                     self._redis_url, socket_timeout=2, socket_connect_timeout=2
                 )
             client = self._client

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.storage import routes_store
+from actors.storage import routes_store, topology
 from actors.storage.persistence import check_persistence
 from actors.storage.read_side import UserIndex
 from server import console, contract
@@ -58,10 +58,8 @@ def redis_client(url: str) -> aredis.Redis:
     """The front end's Redis client: one blocking pool, closed with the client."""
     # a blocking pool: past max_connections a request waits for a free connection
     # (a rush on GET /v1/routes, say) where the default pool fails it with a 500
-    pool = aredis.BlockingConnectionPool.from_url(
-        url, max_connections=_REDIS_CONNECTIONS, timeout=5, socket_timeout=10
-    )
-    return aredis.Redis.from_pool(pool)
+    # (a Redis Cluster's client: actors/storage/topology.py)
+    return topology.async_client(url, _REDIS_CONNECTIONS, timeout=5, socket_timeout=10)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -90,14 +88,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 idle_seconds=settings.idle_seconds,
                 plane_secret=settings.cluster_secret,
                 gc_freeze_seconds=settings.gc_freeze_seconds,
+                redis_replicas=settings.redis_replicas,
             )
             gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)
             finder = Search(client, rt.redis_url, gateway, settings.availability_refresh)
-            room = WaitingRoom(client, Signer(settings.cluster_secret), lean_url=rt.redis_url)
+            # the lean connections speak to one server; a cluster's go through redis-py
+            lean = None if topology.is_cluster(rt.redis_url) else rt.redis_url
+            room = WaitingRoom(client, Signer(settings.cluster_secret), lean_url=lean)
             app.state.services = Services(
                 settings, auth, gateway, client, finder, UserIndex(client), room
             )
+            renamed = await routes_store.migrate_catalog(client)
+            if renamed:
+                log.info("catalog keys renamed to the {catalog} hash tag", keys=renamed)
             indexed = await routes_store.ensure_indexed(client)
             if indexed:
                 log.info("route indexes backfilled", routes=indexed)

@@ -129,6 +129,9 @@ class Settings:
     #: every front-end worker and route actor freezes its heap this often, keeping full
     #: garbage collections off the hot path (actors/heap.py); 0: CPython's own collector
     gc_freeze_seconds: float = 1.0
+    #: a booking is acknowledged once this many replicas of its Redis primary have it in
+    #: their AOF (WAITAOF); 0: the primary's own fsync'd AOF (docs/deploy.md)
+    redis_replicas: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +168,7 @@ class Settings:
             workers=_int(env, "WORKERS", cores(), 1, 256),
             route_nodes=_labels(env, "ROUTE_NODES"),
             gc_freeze_seconds=_float(env, "GC_FREEZE_SECONDS", 1.0, 0.0, 600.0),
+            redis_replicas=_int(env, "REDIS_REPLICAS", 0, 0, 16),
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes)

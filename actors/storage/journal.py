@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from actors.domain.messages import Event, Held, Waitlisted, decode_events, encode
 from actors.domain.state import RouteState, next_deadline
 from actors.domain.views import Record, availability_matrix, record
-from actors.storage import keys, resp
+from actors.storage import keys, projection, resp, slots, topology
 from actors.storage.formats import encode_availability, encode_record, member
 
 #: KEYS: epoch, journal, holds index, then the idempotency markers of the bookings this
@@ -72,6 +72,9 @@ end
 return id
 """
 
+#: how long an append (or an activation's epoch) waits for its replicas' AOF (WAITAOF)
+REPLICA_WAIT_MS = 2000
+
 _SNAPSHOT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED newer activation of this route exists')
@@ -110,8 +113,8 @@ def _record_fields(records: list[Record]) -> list[bytes]:
     """Per record, the five fields the append script writes (see _APPEND): its user's two
     keys, its member and id, and the record.
 
-    The keys travel as arguments, not KEYS: like keys.HOLDS, that holds on the one Redis
-    primary ticketd targets, not across a Redis Cluster's slots."""
+    The keys travel as arguments, not KEYS: on one Redis server only. On a Redis Cluster
+    the script writes none of them (they are projected: actors/storage/projection.py)."""
     out: list[bytes] = []
     for rec in records:
         out += [
@@ -186,9 +189,21 @@ class Stored:
                 raise JournalCorrupt(f"journal entry {entry_id} is corrupt: {exc}") from exc
 
 
-def activate(client: redis.Redis, route_id: str) -> int:
-    """Take a new epoch for this activation (sync: runs in the actor constructor)."""
-    return int(client.incr(keys.epoch(route_id)))
+def activate(client: redis.Redis, route_id: str, replicas: int = 0) -> int:
+    """Take a new epoch for this activation (sync: runs in the actor constructor).
+
+    With `replicas`, the new epoch is in that many replicas' AOF before the activation
+    counts (WAITAOF, as every append): a failover cannot bring back the older epoch and
+    let a superseded activation append again."""
+    key = keys.epoch(route_id)
+    if not replicas:
+        return int(client.incr(key))
+    pipe = topology.node_client(client, key).pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.execute_command("WAITAOF", 1, replicas, REPLICA_WAIT_MS)  # type: ignore[no-untyped-call]
+    epoch, confirmed = pipe.execute()
+    slots.check_replicated(confirmed, replicas)
+    return int(epoch)
 
 
 def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
@@ -220,34 +235,57 @@ class Journal:
     """
 
     @classmethod
-    def open(cls, redis_url: str, route_id: str, epoch: int) -> Journal:
+    def open(cls, redis_url: str, route_id: str, epoch: int, replicas: int = 0) -> Journal:
         """The writer a route actor appends with: its own client, which never retries."""
         # never retry an append inside the client: a lost reply to a write that landed
         # would journal the batch twice. The batch answers "unavailable" instead, and the
         # client retries with its idempotency key against the reloaded state.
-        client = aredis.Redis.from_url(
+        client = topology.async_client(
             redis_url, socket_timeout=10, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
-        return cls(client, route_id, epoch, lean_url=redis_url)
+        return cls(client, route_id, epoch, lean_url=redis_url, replicas=replicas)
 
-    def __init__(
-        self, client: aredis.Redis, route_id: str, epoch: int, lean_url: str | None = None
-    ) -> None:
+    def __init__(self, client: aredis.Redis, route_id: str, epoch: int,
+                 lean_url: str | None = None, replicas: int = 0) -> None:  # fmt: skip
         self.client = client
         self.route_id = route_id
         self.epoch = epoch
-        self._keys = [keys.epoch(route_id), keys.journal(route_id), keys.HOLDS]
+        #: each append waits for the AOF of this many replicas (WAITAOF) before it counts
+        self.replicas = replicas
+        self._after = [slots.waitaof(replicas, REPLICA_WAIT_MS)] if replicas else []
+        cluster = lean_url is not None and topology.is_cluster(lean_url)
+        #: on a Redis Cluster: the read models outside the route's slot are a projection
+        #: (actors/storage/projection.py), and appends go to the slot's primary
+        self._slots = slots.SlotLinks(lean_url) if cluster and lean_url else None
+        holds = keys.route_holds(route_id) if cluster else keys.HOLDS
+        self._keys = [keys.epoch(route_id), keys.journal(route_id), holds]
         self._keys.append(keys.availability(route_id))  # KEYS[4]
         self._snap_keys = [keys.epoch(route_id), keys.journal(route_id), keys.snapshot(route_id)]
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
-        lean = lean_url if lean_url and resp.supported(lean_url) else None
+        lean = lean_url if lean_url and resp.supported(lean_url) and not cluster else None
         self._lean = None if lean is None else resp.LeanLink(lean)
 
     async def _call_append(self, keys_: list[str], args: list[bytes | str | int]) -> Any:
-        if self._lean is None:
+        after = self._after
+        if self._slots is not None:
+            replies = await self._slots.evalsha(self._append.sha, _APPEND, keys_, args, after)
+        elif self._lean is not None and not after:  # the hot path: one command
+            return await self._lean.evalsha(self._append.sha, _APPEND, keys_, args)
+        elif self._lean is not None:
+            replies = await self._lean.evalsha_all(self._append.sha, _APPEND, keys_, args, after)
+        elif not after:
             return await self._append(keys=keys_, args=args)
-        return await self._lean.evalsha(self._append.sha, _APPEND, keys_, args)
+        else:  # one connection: WAITAOF counts that connection's writes
+            async with self.client.pipeline(transaction=False) as pipe:
+                await self._append(keys=keys_, args=args, client=pipe)
+                pipe.execute_command("WAITAOF", 1, self.replicas, REPLICA_WAIT_MS)
+                replies = await pipe.execute(raise_on_error=False)
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+        if after:
+            slots.check_replicated(replies[1], self.replicas)
+        return replies[0]
 
     async def append(
         self,
@@ -271,7 +309,9 @@ class Journal:
             self.epoch, payload, self.route_id, deadline, keys.IDEM_MARKER_TTL,
             keys.CLASH_WINDOW_SECONDS,
         ]  # fmt: skip
-        args += [availability, _netstrings(_record_fields(records or []))]  # ARGV[7..8]
+        # ARGV[7..8]; on a cluster the records are projected after the append instead
+        inline = b"" if self._slots is not None else _netstrings(_record_fields(records or []))
+        args += [availability, inline]
         try:
             entry_id = await self._call_append([*self._keys, *markers], args)
         except redis.ResponseError as exc:
@@ -283,10 +323,19 @@ class Journal:
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def write(self, batch: BatchWrite) -> str:
-        """Store one batch (`batch_write`); raises Fenced, KeyClash or a Redis error."""
-        return await self.append(
+        """Store one batch (`batch_write`); raises Fenced, KeyClash or a Redis error.
+
+        On a cluster, its read models are written once the append is confirmed (and
+        before it counts as stored: actors/storage/projection.py)."""
+        entry_id = await self.append(
             batch.payload, batch.next_deadline, batch.markers, batch.availability, batch.records
         )
+        if self._slots is not None:
+            await projection.project(
+                self._slots, self.route_id, batch.records, batch.next_deadline,
+                self.replicas, REPLICA_WAIT_MS,
+            )  # fmt: skip
+        return entry_id
 
     async def write_snapshot(self, data: bytes, last_id: str) -> None:
         """Store a snapshot covering entries up to last_id and trim the journal before it."""

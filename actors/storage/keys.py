@@ -8,13 +8,20 @@ from __future__ import annotations
 
 PREFIX = "ticketd"
 
+# The catalog (route definitions, their indexes, the sales and the routes they claim)
+# shares the hash tag `{catalog}`: creating a route or a sale is one script over several
+# of its keys, which a Redis Cluster runs only within one slot. It is small and read
+# through the front ends' caches, so one shard holds it. (Before the tag, these keys were
+# `ticketd:routes…` and `ticketd:sales…`: `migrate_catalog` renames them.)
+CATALOG = f"{PREFIX}:{{catalog}}"
+
 #: hash route_id -> route definition JSON
-ROUTES = f"{PREFIX}:routes"
+ROUTES = f"{CATALOG}:routes"
 
 #: sorted set route_id -> earliest deadline (epoch s) of its live holds. Front ends poll
-#: it so holds expire on time even when the route's actor is down or deactivated. It is
-#: written by the append script together with a route's journal, so with Redis Cluster
-#: it would need the route's slot: ticketd targets one Redis primary (+ replicas).
+#: it so holds expire on time even when the route's actor is down or deactivated. On one
+#: server the append script writes it with the route's journal; on a Redis Cluster it is
+#: projected right after (actors/storage/projection.py) from `route_holds`.
 HOLDS = f"{PREFIX}:holds"
 
 #: hash route_id -> Ray node id (hex) its latest activation was placed on (actors/placement.py)
@@ -29,6 +36,12 @@ def journal(route_id: str) -> str:
 def snapshot(route_id: str) -> str:
     """Hash with the latest snapshot: `data`, `last_id` (journal entry covered), `epoch`."""
     return f"{PREFIX}:{{{route_id}}}:snapshot"
+
+
+def route_holds(route_id: str) -> str:
+    """On a Redis Cluster, the route's own entry of HOLDS (a sorted set of one member),
+    written by the append script in the route's slot."""
+    return f"{PREFIX}:{{{route_id}}}:holds"
 
 
 def epoch(route_id: str) -> str:
@@ -51,6 +64,15 @@ CLASH_WINDOW_SECONDS = 60
 CACHED_MARKER_TTL = 2 * CLASH_WINDOW_SECONDS
 
 
+#: the catalog's keys as they were named before the `{catalog}` tag (see CATALOG)
+UNTAGGED_CATALOG = (f"{PREFIX}:routes*", f"{PREFIX}:sales", f"{PREFIX}:sales:of-route")
+
+
+def tagged(untagged: str) -> str:
+    """The catalog key an untagged one became (`ticketd:routes` → `ticketd:{catalog}:routes`)."""
+    return CATALOG + untagged[len(PREFIX) :]
+
+
 def idem_marker(route_id: str, user: str, key: str) -> str:
     """Whether a booking key was journalled (`f`) or answered from a cache (`c<time>`).
 
@@ -69,10 +91,10 @@ def idem_marker(route_id: str, user: str, key: str) -> str:
 # ---- route indexes (written with the definition by routes_store.create) ------------------
 
 #: sorted set of every route id, all scores 0: listing pages by ZRANGEBYLEX cost O(page)
-ROUTE_IDS = f"{PREFIX}:routes:ids"
+ROUTE_IDS = f"{CATALOG}:routes:ids"
 
 #: set when every definition in ROUTES is in the indexes below (a one-off backfill)
-ROUTE_INDEX_DONE = f"{PREFIX}:routes:indexed:v1"
+ROUTE_INDEX_DONE = f"{CATALOG}:routes:indexed:v1"
 
 
 def _name(value: str) -> str:
@@ -82,17 +104,17 @@ def _name(value: str) -> str:
 
 def routes_of_date(date: str) -> str:
     """Sorted set (scores 0) of the route ids running on a date (YYYY-MM-DD)."""
-    return f"{PREFIX}:routes:date:{date}"
+    return f"{CATALOG}:routes:date:{date}"
 
 
 def routes_of_station(station: str) -> str:
     """Sorted set (scores 0) of the route ids stopping at a station, every date."""
-    return f"{PREFIX}:routes:station:{_name(station)}"
+    return f"{CATALOG}:routes:station:{_name(station)}"
 
 
 def routes_of_date_station(date: str, station: str) -> str:
     """Sorted set (scores 0) of the route ids of a date stopping at a station."""
-    return f"{PREFIX}:routes:date:{date}:station:{_name(station)}"
+    return f"{CATALOG}:routes:date:{date}:station:{_name(station)}"
 
 
 def availability(route_id: str) -> str:
@@ -120,9 +142,9 @@ def user_records(user: str) -> str:
 # ---- sales and their waiting rooms (server/waiting/) ----------------------------------------
 
 #: hash sale_id -> the sale's definition (JSON: routes, opens_at, admit_per_second)
-SALES = f"{PREFIX}:sales"
+SALES = f"{CATALOG}:sales"
 #: hash route_id -> the sale (not closed) it belongs to: a route is in one sale at a time
-SALE_OF_ROUTE = f"{PREFIX}:sales:of-route"
+SALE_OF_ROUTE = f"{CATALOG}:sales:of-route"
 
 # A sale's keys share the hash tag `{sale:<id>}`: its scripts touch several at once.
 

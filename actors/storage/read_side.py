@@ -14,11 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
 
 from actors.domain.views import Record, availability_matrix
-from actors.storage import keys, resp
+from actors.storage import keys, resp, topology
 from actors.storage.formats import (
     MEMBER_ID_AT,
     StoredAvailability,
@@ -62,7 +61,7 @@ async def read_availability(
 def replay_availability(redis_url: str, route_id: str) -> dict[str, list[int]]:
     """A route's availability replayed read-only from its journal (sync: run it in a
     thread), for a route journalled before actors stored their availability."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    client = topology.sync_client(redis_url, socket_timeout=10)
     try:
         state, _ = recover(client, route_id)
     finally:
@@ -110,7 +109,8 @@ class CachedMarks:
 
     def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
         self._client = client
-        self._lean = resp.LeanLink(url) if url and resp.supported(url) else None
+        lean = url and resp.supported(url) and not topology.is_cluster(url)
+        self._lean = resp.LeanLink(url) if url and lean else None
 
     async def first(self, marks: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Mark (route id, user, key) triples answered from the cache; for each, True if

@@ -8,7 +8,7 @@ import structlog
 
 from actors.domain.state import RouteState, apply, from_snapshot
 from actors.domain.views import availability_matrix
-from actors.storage import journal, routes_store
+from actors.storage import journal, projection, routes_store
 from actors.storage.formats import availability_version, encode_availability
 
 log = structlog.get_logger("ticketd.actor")
@@ -34,8 +34,12 @@ def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
 
 
 def publish_recovered(client: redis.Redis, route_id: str, epoch: int, state: RouteState) -> None:
-    """Store the recovered availability at once: a route journalled before stored
-    availability existed (or whose last write failed) then has it too."""
+    """Store what the recovered state feeds, at once: its availability (a route journalled
+    before stored availability existed, or whose last write failed, then has it too), and
+    on a Redis Cluster its read models outside the route's slot (projection.project_all:
+    whatever a crash or a failover left out of them is back)."""
+    if isinstance(client, redis.RedisCluster):
+        projection.project_all(client, route_id, state)
     # newer than anything an earlier activation stored
     stored = encode_availability(availability_version(epoch, 0), availability_matrix(state))
     try:

@@ -185,6 +185,19 @@ class LeanLink:
                 raise
             return await conn.call(pack("EVAL", script, len(keys), *keys, *args))
 
+    async def evalsha_all(self, sha: str, script: str, keys: Sequence[str],
+                          args: Sequence[bytes | str | int], after: Sequence[bytes]
+                          ) -> list[Any]:  # fmt: skip
+        """`evalsha`, then the packed commands `after` (a WAITAOF, say) on the same
+        connection in the same write; every reply."""
+        conn = await self.connection()
+        try:
+            return await conn.pipeline([pack("EVALSHA", sha, len(keys), *keys, *args), *after])
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await conn.pipeline([pack("EVAL", script, len(keys), *keys, *args), *after])
+
     def close(self) -> None:
         """Close the connection; the next call opens another."""
         if self._conn is not None:

@@ -15,6 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 import redis
+from redis.asyncio.connection import parse_url
 
 from actors.storage.persistence import check_persistence_sync
 from server.settings import Settings
@@ -37,7 +38,8 @@ def check(settings: Settings) -> list[str]:
         check_ray_address(settings.ray_address or "")
     warnings = []
     if settings.redis_url:
-        warning = check_redis(settings.redis_url, settings.allow_volatile)
+        warning = check_redis(settings.redis_url, settings.allow_volatile,
+                              settings.redis_replicas)  # fmt: skip
         if warning:
             warnings.append(warning)
     return warnings
@@ -121,8 +123,9 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def check_redis(url: str, allow_volatile: bool) -> str | None:
-    """An external Redis is reachable, new enough and durable; returns a warning or None."""
+def check_redis(url: str, allow_volatile: bool, replicas: int = 0) -> str | None:
+    """An external Redis is reachable, new enough and durable (every primary of a Redis
+    Cluster), with `replicas` replicas to confirm writes; returns a warning or None."""
     shown = redacted(url)
     client = redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
     try:
@@ -146,13 +149,55 @@ def check_redis(url: str, allow_volatile: bool) -> str | None:
                 f"Redis, or correct TICKETD_REDIS_URL (unset it for an embedded one)."
             ) from None
         _check_version(client, shown)
-        _check_not_cluster(client, shown)
-        try:
-            return check_persistence_sync(client, allow_volatile)
-        except RuntimeError as exc:
-            raise StartupError(f"TICKETD_REDIS_URL={shown}: {exc}") from None
+        servers = _primaries(client, url)
+        _check_replicas(servers, replicas, shown)
+        warnings = []
+        for name, server in servers:
+            try:
+                warning = check_persistence_sync(server, allow_volatile)
+            except RuntimeError as exc:
+                raise StartupError(f"TICKETD_REDIS_URL={shown}{name}: {exc}") from None
+            if warning:
+                warnings.append(warning + name)
+        return "; ".join(dict.fromkeys(warnings)) or None
     finally:
         client.close()
+
+
+def _primaries(client: redis.Redis, url: str) -> list[tuple[str, redis.Redis]]:
+    """Each primary to check, with how to name it: the server itself, or every primary of
+    the Redis Cluster it is a node of (with the URL's credentials)."""
+    try:
+        cluster = str(client.info("cluster").get("cluster_enabled", "0")) == "1"
+    except redis.ResponseError:
+        cluster = False  # INFO forbidden: as for the version
+    if not cluster:
+        return [("", client)]
+    opts = parse_url(url)
+    out = []
+    for first, _last, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):  # type: ignore[no-untyped-call]
+        # "" until the node has met another: the one the URL names
+        host, port = primary[0].decode() or str(opts.get("host")), int(primary[1])
+        server = redis.Redis(host=host, port=port, username=opts.get("username"),
+                             password=opts.get("password"), socket_timeout=_TIMEOUT,
+                             socket_connect_timeout=_TIMEOUT)  # fmt: skip
+        out.append((f" (the cluster's primary {host}:{port}, slots from {first})", server))
+    return out
+
+
+def _check_replicas(servers: list[tuple[str, redis.Redis]], replicas: int, shown: str) -> None:
+    """Every primary has at least TICKETD_REDIS_REPLICAS replicas linked: with fewer,
+    every append would wait out WAITAOF and answer "unavailable"."""
+    if not replicas:
+        return
+    for name, server in servers:
+        linked = int(server.info("replication").get("connected_slaves", 0))
+        if linked < replicas:
+            raise StartupError(
+                f"TICKETD_REDIS_URL={shown}{name} has {linked} replicas linked and "
+                f"TICKETD_REDIS_REPLICAS={replicas} asks each booking to reach {replicas}: "
+                f"add replicas to that primary or lower TICKETD_REDIS_REPLICAS."
+            )
 
 
 def _check_version(client: redis.Redis, shown: str) -> None:
@@ -167,21 +212,6 @@ def _check_version(client: redis.Redis, shown: str) -> None:
         raise StartupError(
             f"TICKETD_REDIS_URL={shown} is Redis {raw}; ticketd needs Redis >= {want} or "
             f"Valkey: upgrade that server or point TICKETD_REDIS_URL at a newer one."
-        )
-
-
-def _check_not_cluster(client: redis.Redis, shown: str) -> None:
-    try:
-        info = client.info("cluster")
-    except redis.ResponseError:
-        return  # INFO forbidden: as for the version
-    assert isinstance(info, dict)
-    if str(info.get("cluster_enabled", "0")) == "1":
-        raise StartupError(
-            f"TICKETD_REDIS_URL={shown} is a node of a Redis Cluster, and ticketd does not "
-            "run on one yet (a route's append touches keys in several hash slots): point "
-            "TICKETD_REDIS_URL at a single Redis or Valkey server, or unset it for the "
-            "embedded one."
         )
 
 

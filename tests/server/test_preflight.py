@@ -197,14 +197,20 @@ def test_check_redis_reports_an_old_server(
         preflight.check_redis(url, allow_volatile=False)
 
 
-def test_a_redis_cluster_node_is_refused_in_a_sentence_until_ticketd_speaks_cluster(
+def test_a_redis_cluster_is_checked_primary_by_primary_and_for_its_replicas(
     tmp_path: Path,
 ) -> None:
     # a one-node cluster: its bus port (port + 10000) must be free too
     cluster = LocalCluster(tmp_path / "cluster", free_cluster_ports(1), primaries=1, replicas=0)
     cluster.start()
     try:
-        with pytest.raises(StartupError, match="is a node of a Redis Cluster, and ticketd"):
+        assert preflight.check_redis(cluster.url, allow_volatile=False) is None
+        # every booking must reach a replica that is not there: refused at start-up
+        with pytest.raises(StartupError, match="has 0 replicas linked and TICKETD_REDIS_REP"):
+            preflight.check_redis(cluster.url, allow_volatile=False, replicas=1)
+        # a primary that would lose acknowledged bookings is named
+        cluster.nodes[0].client().config_set("appendonly", "no")
+        with pytest.raises(StartupError, match="the cluster's primary 127.0.0.1:.*AOF"):
             preflight.check_redis(cluster.url, allow_volatile=False)
     finally:
         cluster.stop()

@@ -1,0 +1,86 @@
+"""One Redis server or a Redis Cluster: which one a URL names, and the clients for it.
+
+`TICKETD_REDIS_URL` may name one server (the embedded default) or any node of a Redis
+Cluster (docs/deploy.md). Which it is, is asked once per URL (`INFO cluster`); every
+client ticketd opens then comes from here, redis-py's `RedisCluster` for a cluster.
+The nodes a cluster client has seen are remembered per URL, so a client opened after the
+named node died (a reload after a failover) still finds the cluster through the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aredis
+from redis.asyncio.cluster import ClusterNode as AsyncNode
+from redis.asyncio.connection import parse_url
+from redis.cluster import ClusterNode
+
+#: per URL, the (host, port) of every node seen in the cluster it names
+_KNOWN: dict[str, list[tuple[str, int]]] = {}
+
+
+@functools.cache
+def is_cluster(url: str) -> bool:
+    """Whether url names a node of a Redis Cluster (asked once per URL and process)."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        info: dict[str, Any] = client.info("cluster")
+        return bool(info.get("cluster_enabled"))
+    finally:
+        client.close()
+
+
+def remember(url: str, nodes: list[tuple[str, int]]) -> None:
+    """Note the nodes of the cluster url names (startup nodes for the next client)."""
+    known = _KNOWN.setdefault(url, [])
+    known.extend(n for n in nodes if n not in known)
+
+
+def known_nodes(url: str) -> list[tuple[str, int]]:
+    """The nodes seen in the cluster url names, the named one first."""
+    opts = parse_url(url)
+    first = (str(opts.get("host", "localhost")), int(opts.get("port", 6379)))
+    return [first, *(n for n in _KNOWN.get(url, []) if n != first)]
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A blocking client for url: a RedisCluster if url names a cluster node.
+
+    Typed as `redis.Redis`: ticketd calls only what both offer (single-key commands,
+    scripts whose keys share a slot, non-transactional pipelines)."""
+    if not is_cluster(url):
+        return redis.Redis.from_url(url, **options)
+    options.pop("retry", None)  # the cluster client retries redirections itself
+    nodes = [ClusterNode(host, port) for host, port in known_nodes(url)]  # type: ignore[no-untyped-call]
+    client = redis.RedisCluster.from_url(url, startup_nodes=nodes, **options)
+    remember(url, [(n.host, int(n.port)) for n in client.get_nodes()])  # type: ignore[no-untyped-call]
+    return cast(redis.Redis, client)
+
+
+def async_client(url: str, max_connections: int = 100, **options: Any) -> aredis.Redis:
+    """An asyncio client for url: a RedisCluster if url names a cluster node (typed as
+    `aredis.Redis`, as `sync_client`); one server's gets a blocking pool of
+    max_connections."""
+    if not is_cluster(url):
+        pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                      **options)  # fmt: skip
+        return aredis.Redis.from_pool(pool)
+    options.pop("retry", None)
+    options.pop("timeout", None)  # BlockingConnectionPool's wait for a free connection
+    nodes = [AsyncNode(host, port) for host, port in known_nodes(url)]
+    client = aredis.RedisCluster.from_url(
+        url, startup_nodes=nodes, max_connections=max_connections, **options
+    )
+    return cast(aredis.Redis, client)
+
+
+def node_client(client: redis.Redis, key: str) -> redis.Redis:
+    """A client of the one server holding key: the client itself, or a cluster client's
+    connection to key's primary (for a command that must follow on the same connection,
+    such as WAITAOF after a write)."""
+    if isinstance(client, redis.RedisCluster):
+        return client.get_redis_connection(client.get_node_from_key(key))
+    return client

@@ -34,11 +34,11 @@ $(CHROMIUM_STAMP): $(STAMP)
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# A local Valkey Cluster for trying ticketd on one (issue 23, work in progress: ticketd
-# does not speak Redis Cluster yet): 3 primaries + 3 replicas on ports 7000-7005 (and
-# their cluster bus, 17000-17005), data in data/cluster; Ctrl-C stops it.
+# A local Valkey Cluster for trying ticketd on one (docs/deploy.md): 3 primaries + 3
+# replicas and a spare on ports 7000-7006 (their cluster bus 17000-17006), data in
+# data/cluster; Ctrl-C stops it. Then: TICKETD_REDIS_URL=redis://127.0.0.1:7000 make run
 cluster-redis: $(STAMP)
-	$(BIN)/python -m actors.storage.valkey_cluster --dir data/cluster --port 7000
+	$(BIN)/python -m actors.storage.valkey_cluster --dir data/cluster --port 7000 --spares 1
 
 # The nemesis soak: a flash sale on a local cluster (Redis, a Ray head and two nodes, two
 # front-end workers) under a seeded random schedule of kills and pauses, audited; its seed

@@ -49,6 +49,7 @@ class RouteActor:
     def __init__(self, route_id: str, config: ActorConfig) -> None:
         self.route_id, self.config = route_id, config
         config.apply_niceness()
+        topology.adopt(config.redis_url, config.redis_nodes)
         self.policy = Policy(config.hold_seconds, config.user_cap)
         # recovery is synchronous on purpose: the actor serves nothing until it is done
         sync = topology.sync_client(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
@@ -232,9 +233,8 @@ class RouteActor:
             if write is None:  # nothing decided beyond the confirmed state
                 self._seat_reads.answer(self.state, self._version, self._stale)
             if self._fenced:
-                # stop once these "unavailable" replies are on their way: killing at once
-                # races the sockets sending them, and the callers would see the actor die
-                # instead. Until then _fenced refuses every write.
+                # stop once these "unavailable" replies are on their way (killing at once races
+                # the sockets, and callers would see the actor die); _fenced refuses writes.
                 asyncio.get_running_loop().call_later(_FENCED_GRACE_SECONDS, self._stop_self)
                 return
 

@@ -26,6 +26,9 @@ class ActorConfig:
     #: an append counts once this many replicas have it in their AOF (WAITAOF; the
     #: setting TICKETD_REDIS_REPLICAS); 0: the primary's own fsync'd AOF
     redis_replicas: int = 0
+    #: every node ("host:port") of the Redis Cluster redis_url names, () for one server
+    #: (actors/storage/topology.py): an actor started after that node died still finds it
+    redis_nodes: tuple[str, ...] = ()
     #: HMAC key every data-plane connection must prove it knows (TICKETD_CLUSTER_SECRET).
     #: It travels in the actor's creation arguments, i.e. inside Ray's GCS, which only
     #: holders of the cluster's Ray token reach (and they can run code on it anyway).

@@ -89,6 +89,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 plane_secret=settings.cluster_secret,
                 gc_freeze_seconds=settings.gc_freeze_seconds,
                 redis_replicas=settings.redis_replicas,
+                redis_nodes=topology.nodes_of(rt.redis_url),
             )
             gateway = Gateway(settings, client, Directory(config, settings.route_nodes))
             auth = Authenticator(settings.jwt_secret)
@@ -99,9 +100,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             app.state.services = Services(
                 settings, auth, gateway, client, finder, UserIndex(client), room
             )
-            renamed = await routes_store.migrate_catalog(client)
+            renamed = await routes_store.migrate_keys(client)
             if renamed:
-                log.info("catalog keys renamed to the {catalog} hash tag", keys=renamed)
+                log.info("keys renamed to their hash tags", keys=renamed)
             indexed = await routes_store.ensure_indexed(client)
             if indexed:
                 log.info("route indexes backfilled", routes=indexed)

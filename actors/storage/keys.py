@@ -12,7 +12,7 @@ PREFIX = "ticketd"
 # shares the hash tag `{catalog}`: creating a route or a sale is one script over several
 # of its keys, which a Redis Cluster runs only within one slot. It is small and read
 # through the front ends' caches, so one shard holds it. (Before the tag, these keys were
-# `ticketd:routes…` and `ticketd:sales…`: `migrate_catalog` renames them.)
+# `ticketd:routes…` and `ticketd:sales…`: `migrate_keys` renames them.)
 CATALOG = f"{PREFIX}:{{catalog}}"
 
 #: hash route_id -> route definition JSON
@@ -64,13 +64,19 @@ CLASH_WINDOW_SECONDS = 60
 CACHED_MARKER_TTL = 2 * CLASH_WINDOW_SECONDS
 
 
-#: the catalog's keys as they were named before the `{catalog}` tag (see CATALOG)
-UNTAGGED_CATALOG = (f"{PREFIX}:routes*", f"{PREFIX}:sales", f"{PREFIX}:sales:of-route")
+#: the keys named before their hash tags (catalog, users), as SCAN patterns: `retag`
+UNTAGGED = (f"{PREFIX}:routes*", f"{PREFIX}:sales", f"{PREFIX}:sales:of-route",
+            f"{PREFIX}:user:*")  # fmt: skip
 
 
-def tagged(untagged: str) -> str:
-    """The catalog key an untagged one became (`ticketd:routes` → `ticketd:{catalog}:routes`)."""
-    return CATALOG + untagged[len(PREFIX) :]
+def retag(untagged: str) -> str:
+    """The name a key from before the hash tags has now (`ticketd:routes` →
+    `ticketd:{catalog}:routes`, `ticketd:user:3:ann:records` → `ticketd:{user:3:ann}:records`)."""
+    rest = untagged[len(PREFIX) + 1 :]
+    if rest.startswith("user:"):
+        name, _, kind = rest.rpartition(":")
+        return f"{PREFIX}:{{{name}}}:{kind}"
+    return f"{CATALOG}:{rest}"
 
 
 def idem_marker(route_id: str, user: str, key: str) -> str:
@@ -126,17 +132,18 @@ def availability(route_id: str) -> str:
     return f"{PREFIX}:{{{route_id}}}:availability"
 
 
-# ---- a user's own bookings (written with the journal append) ------------------------------
+# ---- a user's own bookings (written with the journal append, or projected from it) --------
+# A user's two keys share the hash tag `{user:<name>}`: a page of them is one script.
 
 
 def user_bookings(user: str) -> str:
     """Sorted set (scores 0) of `<created_at %017.6f>:<booking_id>`: newest is lex-last."""
-    return f"{PREFIX}:user:{_name(user)}:bookings"
+    return f"{PREFIX}:{{user:{_name(user)}}}:bookings"
 
 
 def user_records(user: str) -> str:
     """Hash booking_id -> the booking's latest record (msgpack `views.Record`)."""
-    return f"{PREFIX}:user:{_name(user)}:records"
+    return f"{PREFIX}:{{user:{_name(user)}}}:records"
 
 
 # ---- sales and their waiting rooms (server/waiting/) ----------------------------------------

@@ -127,18 +127,18 @@ def fetch_sync(client: redis.Redis, route_id: str) -> RouteDef:
     return RouteDef.from_dict(json.loads(raw))
 
 
-async def migrate_catalog(client: aredis.Redis) -> int:
-    """Rename the catalog's keys from before the `{catalog}` hash tag (keys.CATALOG) on
-    one server; returns how many. Idempotent, and safe for front ends starting at once
+async def migrate_keys(client: aredis.Redis) -> int:
+    """Rename the keys from before the hash tags (the catalog's, the users': keys.retag)
+    on one server; returns how many. Idempotent, and safe for front ends starting at once
     (a key another already renamed is skipped)."""
     if isinstance(client, aredis.RedisCluster):
         return 0  # the cluster layout has always been the tagged one
     count = 0
-    for pattern in keys.UNTAGGED_CATALOG:
+    for pattern in keys.UNTAGGED:
         async for raw in client.scan_iter(match=pattern, count=500):
             old = raw.decode() if isinstance(raw, bytes) else str(raw)
             try:
-                count += bool(await client.renamenx(old, keys.tagged(old)))
+                count += bool(await client.renamenx(old, keys.retag(old)))
             except redis.ResponseError:  # gone meanwhile: another front end renamed it
                 continue
     return count

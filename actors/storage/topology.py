@@ -22,15 +22,42 @@ from redis.cluster import ClusterNode
 _KNOWN: dict[str, list[tuple[str, int]]] = {}
 
 
-@functools.cache
+#: URLs known to name a cluster without asking (`adopt`)
+_ADOPTED: set[str] = set()
+
+
 def is_cluster(url: str) -> bool:
     """Whether url names a node of a Redis Cluster (asked once per URL and process)."""
+    return url in _ADOPTED or _ask_cluster(url)
+
+
+@functools.cache
+def _ask_cluster(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
         info: dict[str, Any] = client.info("cluster")
         return bool(info.get("cluster_enabled"))
     finally:
         client.close()
+
+
+def nodes_of(url: str) -> tuple[str, ...]:
+    """Every node ("host:port") of the cluster url names, () for one server: handed to
+    the route actors (ActorConfig.redis_nodes), which must find the cluster even when the
+    node url names is down."""
+    if not is_cluster(url):
+        return ()
+    client = sync_client(url, socket_timeout=5, socket_connect_timeout=5)
+    client.close()
+    return tuple(f"{host}:{port}" for host, port in known_nodes(url))
+
+
+def adopt(url: str, nodes: tuple[str, ...]) -> None:
+    """Take what `nodes_of` told in another process: url names a cluster of these nodes
+    (nothing asked of the network)."""
+    if nodes:
+        remember(url, [(h, int(p)) for h, _, p in (n.rpartition(":") for n in nodes)])
+        _ADOPTED.add(url)
 
 
 def remember(url: str, nodes: list[tuple[str, int]]) -> None:

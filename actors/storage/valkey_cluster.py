@@ -11,8 +11,7 @@ its primary is up.
 
     .venv/bin/python -m actors.storage.valkey_cluster --dir data/cluster   # make cluster-redis
 
-The first piece of issue 23 (the journal on a Redis Cluster): ticketd's keys, client
-and fencing do not work on a cluster yet.
+Point ticketd at any node of it: `TICKETD_REDIS_URL=redis://127.0.0.1:7000` (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -55,12 +54,15 @@ class Node:
 
 @dataclass
 class LocalCluster:
-    """`primaries` primaries with `replicas` replicas each, on ports from `base_port`."""
+    """`primaries` primaries with `replicas` replicas each, on ports from `base_port`, and
+    `spares` more replicas of the first primaries: Redis Cluster moves a spare to a
+    primary a failover left without a replica (replica migration)."""
 
     root: Path
     base_port: int
     primaries: int = 3
     replicas: int = 1
+    spares: int = 0
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -71,7 +73,7 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> None:
         """Start every node and form the cluster; stops what it started if that fails."""
         binary = find_server_binary()
-        count = self.primaries * (1 + self.replicas)
+        count = self.primaries * (1 + self.replicas) + self.spares
         self.nodes = [Node(self.base_port + i, self.root / str(self.base_port + i))
                       for i in range(count)]  # fmt: skip
         try:
@@ -180,11 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7000, help="the first node's port")
     parser.add_argument("--primaries", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=1, help="replicas per primary")
+    parser.add_argument("--spares", type=int, default=0, help="spare replicas (migrate to a "
+                        "primary left without one)")  # fmt: skip
     args = parser.parse_args(argv)
-    cluster = LocalCluster(Path(args.dir), args.port, args.primaries, args.replicas)
+    cluster = LocalCluster(Path(args.dir), args.port, args.primaries, args.replicas, args.spares)
     cluster.start()
     print(f"Valkey Cluster up: {len(cluster.nodes)} nodes from {cluster.url}; Ctrl-C stops "
-          "it. (ticketd itself does not speak Redis Cluster yet.)", flush=True)  # fmt: skip
+          f"it. Try: TICKETD_REDIS_URL={cluster.url} make run", flush=True)  # fmt: skip
     stop: list[int] = []  # a signal handler takes no lock: it only appends
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _: stop.append(signum))

@@ -177,8 +177,10 @@ def test_losing_a_primary_s_machine_loses_no_acknowledged_booking_with_a_replica
     assert audit["lost"] == 0 and audit["double_sold"] == 0 and audit["phantom"] == 0, audit
     assert report["acknowledged_bookings"] > 100
     again = _served_again(probe, killed)
-    print(f"served again {again:.1f} s after the kill; {report['acknowledged_bookings']} "
-          f"acknowledged by loadgen, {len(probe.acked)} by the probe; audit {audit}")
+    print(
+        f"served again {again:.1f} s after the kill; {report['acknowledged_bookings']} "
+        f"acknowledged by loadgen, {len(probe.acked)} by the probe; audit {audit}"
+    )
     assert again <= SERVE_AGAIN_WITHIN
     # every shard took bookings: the probe's routes are spread over the three primaries
     assert {_shard(route) for _, route in probe.acked_at} == {0, 1, 2}

@@ -74,7 +74,7 @@ async def test_after_a_failover_the_superseded_activation_is_fenced_and_nothing_
     assert await _until("the superseded activation", zombie_append) == "fenced"
     assert await _until("the current activation", lambda: new.append(batch(2)))
     stored = journal.load(sync, route)
-    assert [(i, e) for i, e in stored.events()][0] == (acked, [held(0)])
+    assert next(stored.events()) == (acked, [held(0)])
     assert [e for _, e in stored.events()] == [[held(0)], [held(2)]]
     sync.close()
 

@@ -203,6 +203,8 @@ def test_without_replicas_to_wait_for_only_the_un_replicated_tail_may_be_lost(
     assert _served_again(probe, killed) <= SERVE_AGAIN_WITHIN
     held = _check_read_models(server, probe)
     lost = set(probe.acked) - set(held)
-    print(f"replicas=0: loadgen lost {audit['lost']}, the probe lost {len(lost)} of "
-          f"{len(probe.acked)}")
+    print(
+        f"replicas=0: loadgen lost {audit['lost']}, the probe lost {len(lost)} of "
+        f"{len(probe.acked)}"
+    )
     assert not set(held) - set(probe.acked)  # nothing the probe was not told of

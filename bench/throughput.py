@@ -7,6 +7,8 @@ sides), then with wrk, like for like:
 durable bookings (--connections, --routes routes, one-segment trips):
   1. bare      a bare Starlette endpoint, same requests (the ceiling)
   2. ticketd   durable bookings: batching front end -> route actors -> Redis AOF fsync always
+     cluster   the same on a local Valkey Cluster (3 primaries, 3 replicas), each booking
+               confirmed in a replica's AOF too (TICKETD_REDIS_REPLICAS=1)
   3. lua       "classic Python seckill" baseline: Starlette + one Redis Lua script per request
   4. unbatched ticketd with TICKETD_BATCHING=0 (one data-plane request per HTTP request)
   5. overload  ticketd with a tiny TICKETD_MAX_QUEUE and 4x the connections: admission
@@ -181,6 +183,9 @@ def main() -> int:
         if "ticketd" in scen:
             bench.scenario("ticketd", "ticketd, durable, batched",
                            lambda r: bench.ticketd_run(r, batching=True))  # fmt: skip
+        if "cluster" in scen:
+            bench.scenario("cluster", "ticketd on a Redis Cluster, 1 replica per ack",
+                           bench.cluster)  # fmt: skip
         if "lua" in scen:
             bench.scenario("lua", "Starlette + Redis Lua (baseline)", bench.lua)
         if "unbatched" in scen:

@@ -198,12 +198,12 @@ def activate(client: redis.Redis, route_id: str, replicas: int = 0) -> int:
     key = keys.epoch(route_id)
     if not replicas:
         return int(client.incr(key))
-    pipe = topology.node_client(client, key).pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.execute_command("WAITAOF", 1, replicas, REPLICA_WAIT_MS)  # type: ignore[no-untyped-call]
-    epoch, confirmed = pipe.execute()
-    slots.check_replicated(confirmed, replicas)
-    return int(epoch)
+    # repeated across a failover: an INCR landed twice only skips an epoch
+    replies = topology.on_primary(
+        client, key, [("INCR", key), *slots.replica_wait(replicas, REPLICA_WAIT_MS)]
+    )
+    slots.check_replicated(replies[-1], replicas)
+    return int(replies[0])
 
 
 def load(client: redis.Redis, route_id: str, page: int = 5000) -> Stored:
@@ -252,7 +252,7 @@ class Journal:
         self.epoch = epoch
         #: each append waits for the AOF of this many replicas (WAITAOF) before it counts
         self.replicas = replicas
-        self._after = [slots.waitaof(replicas, REPLICA_WAIT_MS)] if replicas else []
+        self._after = slots.packed_wait(replicas, REPLICA_WAIT_MS)
         cluster = lean_url is not None and topology.is_cluster(lean_url)
         #: on a Redis Cluster: the read models outside the route's slot are a projection
         #: (actors/storage/projection.py), and appends go to the slot's primary
@@ -279,12 +279,13 @@ class Journal:
         else:  # one connection: WAITAOF counts that connection's writes
             async with self.client.pipeline(transaction=False) as pipe:
                 await self._append(keys=keys_, args=args, client=pipe)
-                pipe.execute_command("WAITAOF", 1, self.replicas, REPLICA_WAIT_MS)
+                for command in slots.replica_wait(self.replicas, REPLICA_WAIT_MS):
+                    pipe.execute_command(*command)
                 replies = await pipe.execute(raise_on_error=False)
             if isinstance(replies[0], Exception):
                 raise replies[0]
         if after:
-            slots.check_replicated(replies[1], self.replicas)
+            slots.check_replicated(replies[-1], self.replicas)
         return replies[0]
 
     async def append(

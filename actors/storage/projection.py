@@ -55,7 +55,7 @@ async def project(links: slots.SlotLinks, route_id: str, records: list[Record],
                   deadline: float | None, replicas: int, wait_ms: int) -> None:  # fmt: skip
     """Write a confirmed batch's read models (see the module); raises a Redis error, or
     slots.Unreplicated if fewer than `replicas` replicas confirmed them in time."""
-    after = [slots.waitaof(replicas, wait_ms)] if replicas else []
+    after = slots.packed_wait(replicas, wait_ms)
     writes = [(str(c[1]), pack(*c)) for c in writes_of(route_id, records, deadline)]
     replies = await slots.write_many(links, writes, after)
     if replicas:

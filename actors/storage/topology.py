@@ -9,14 +9,19 @@ named node died (a reload after a failover) still finds the cluster through the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
 from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode as AsyncNode
 from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode
+from redis.retry import Retry
 
 #: per URL, the (host, port) of every node seen in the cluster it names
 _KNOWN: dict[str, list[tuple[str, int]]] = {}
@@ -73,6 +78,21 @@ def known_nodes(url: str) -> list[tuple[str, int]]:
     return [first, *(n for n in _KNOWN.get(url, []) if n != first)]
 
 
+#: how long a cluster client keeps trying a command whose primary is unreachable: a
+#: failover (cluster-node-timeout, 2 s in docs/deploy.md, then an election) fits in it
+FAILOVER_SECONDS = 12.0
+
+
+def through_failover(asyncio: bool = False) -> Any:
+    """A cluster client's retry policy: on a lost node, read the slot map again and retry
+    with backoff for about FAILOVER_SECONDS. Used only for the cluster clients' commands,
+    each of which is safe to repeat (reads, idempotent writes, an epoch INCR: a higher
+    epoch only fences more); appends go over `slots.SlotLinks`, which never repeats one."""
+    backoff = ExponentialBackoff(cap=1.0, base=0.05)
+    tries = 5 + int(FAILOVER_SECONDS)  # 0.05 … 0.8 s, then 1 s each
+    return AsyncRetry(backoff, tries) if asyncio else Retry(backoff, tries)
+
+
 def sync_client(url: str, **options: Any) -> redis.Redis:
     """A blocking client for url: a RedisCluster if url names a cluster node.
 
@@ -80,7 +100,7 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     scripts whose keys share a slot, non-transactional pipelines)."""
     if not is_cluster(url):
         return redis.Redis.from_url(url, **options)
-    options.pop("retry", None)  # the cluster client retries redirections itself
+    options["retry"] = through_failover()
     nodes = [ClusterNode(host, port) for host, port in known_nodes(url)]  # type: ignore[no-untyped-call]
     client = redis.RedisCluster.from_url(url, startup_nodes=nodes, **options)
     remember(url, [(n.host, int(n.port)) for n in client.get_nodes()])  # type: ignore[no-untyped-call]
@@ -95,7 +115,7 @@ def async_client(url: str, max_connections: int = 100, **options: Any) -> aredis
         pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
                                                       **options)  # fmt: skip
         return aredis.Redis.from_pool(pool)
-    options.pop("retry", None)
+    options["retry"] = through_failover(asyncio=True)
     options.pop("timeout", None)  # BlockingConnectionPool's wait for a free connection
     nodes = [AsyncNode(host, port) for host, port in known_nodes(url)]
     client = aredis.RedisCluster.from_url(
@@ -104,10 +124,27 @@ def async_client(url: str, max_connections: int = 100, **options: Any) -> aredis
     return cast(aredis.Redis, client)
 
 
-def node_client(client: redis.Redis, key: str) -> redis.Redis:
-    """A client of the one server holding key: the client itself, or a cluster client's
-    connection to key's primary (for a command that must follow on the same connection,
-    such as WAITAOF after a write)."""
-    if isinstance(client, redis.RedisCluster):
-        return client.get_redis_connection(client.get_node_from_key(key))
-    return client
+def on_primary(client: redis.Redis, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Run commands, in one pipeline on one connection, on the server holding key: for
+    a command that must follow a write on its connection (WAITAOF). On a cluster, a lost
+    or moved primary is looked up again and the whole pipeline repeated for about
+    FAILOVER_SECONDS: only for commands safe to repeat."""
+    deadline = time.monotonic() + FAILOVER_SECONDS
+    while True:
+        server = client
+        if isinstance(client, redis.RedisCluster):
+            server = client.get_redis_connection(client.get_node_from_key(key))
+        pipe = server.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        try:
+            return list(pipe.execute())
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+            moved = str(exc).startswith(("MOVED", "CLUSTERDOWN", "TRYAGAIN"))
+            if not isinstance(client, redis.RedisCluster) or time.monotonic() > deadline:
+                raise
+            if isinstance(exc, redis.ResponseError) and not moved:
+                raise
+        time.sleep(0.25)
+        with contextlib.suppress(redis.RedisError):
+            client.nodes_manager.initialize()

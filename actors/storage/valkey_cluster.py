@@ -17,8 +17,10 @@ Point ticketd at any node of it: `TICKETD_REDIS_URL=redis://127.0.0.1:7000` (doc
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -149,6 +151,21 @@ class LocalCluster:
             node.proc.wait()
         if lose_data:
             shutil.rmtree(node.dir, ignore_errors=True)
+
+
+def free_base_port(count: int) -> int:
+    """A first port with `count` free ports from it, and their cluster-bus ports (+10000)."""
+    for _ in range(50):
+        base = random.randrange(20000, 30000 - count)
+        ports = [p for n in range(count) for p in (base + n, base + n + 10000)]
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port range for a local cluster")
 
 
 def _cluster(node: Node, *args: str | int) -> Any:

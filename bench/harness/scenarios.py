@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.cpu import CPU_PARTS, cpu_by_part, front_end_workers, uvicorn_workers
+from actors.storage.valkey_cluster import LocalCluster, free_base_port
+from harness.cpu import CPU_PARTS, cpu_by_part, cpu_seconds, front_end_workers, uvicorn_workers
 from harness.paths import BENCH, ROOT
 from harness.profile import profile
 from harness.servers import Server, free_port, http, metrics
@@ -50,6 +51,8 @@ class Bench:
         #: bench/hop.py's rows (None: not run), or the reason it failed
         self.hop_rows: list[dict[str, Any]] | None = None
         self.hop_error: str | None = None
+        #: Redis processes the server did not start (a Valkey Cluster): counted as its own
+        self.outside: list[int] = []
 
     # -- servers --
 
@@ -172,6 +175,7 @@ class Bench:
         print(f"  measuring {seconds:g} s ...", flush=True)
         served0 = self.serving(srv)
         cpu0, kids0 = cpu_by_part(srv.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        outside0 = sum(map(cpu_seconds, self.outside))
         res.run = wrk(a, srv.base, cfg, f"m{res.key[:2]}", seconds, connections,
                       self.dir / f"{res.key}-wrk.txt")  # fmt: skip
         cpu1, kids1 = cpu_by_part(srv.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -179,6 +183,7 @@ class Bench:
         res.cpu = dict.fromkeys(CPU_PARTS, 0.0)
         for pid, (part, secs) in cpu1.items():
             res.cpu[part] += secs - cpu0.get(pid, (part, 0.0))[1]
+        res.cpu["redis"] += sum(map(cpu_seconds, self.outside)) - outside0
         # wrk is the only child reaped while measuring
         res.cpu["wrk"] = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
         # no worker processes: the main process serves HTTP itself (ticketd without
@@ -298,8 +303,9 @@ class Bench:
         cfg: Path | None = None,
         connections: int | None = None,
         seconds: float | None = None,
+        **env: str,
     ) -> None:
-        srv = self.ticketd(res.key, defs, TICKETD_BATCHING="1" if batching else "0")
+        srv = self.ticketd(res.key, defs, TICKETD_BATCHING="1" if batching else "0", **env)
         try:
             self.idle_cpu(res, srv)
             before = metrics(srv)
@@ -323,6 +329,21 @@ class Bench:
                 profile(self, res, srv)
         finally:
             self.stop(srv)
+
+    def cluster(self, res: Result) -> None:
+        """The durable load on a local Valkey Cluster (3 primaries, 3 replicas), each
+        booking confirmed in a replica's AOF (TICKETD_REDIS_REPLICAS=1). The nodes are
+        not the server's children: their CPU is added to its Redis part."""
+        made = LocalCluster(self.dir / "valkey-cluster", free_base_port(6))
+        made.start()
+        self.outside = [n.proc.pid for n in made.nodes if n.proc is not None]
+        try:
+            res.notes.append("Valkey Cluster: 3 primaries, 3 replicas; TICKETD_REDIS_REPLICAS=1")
+            self.ticketd_run(res, batching=True, TICKETD_REDIS_URL=made.url,
+                             TICKETD_REDIS_REPLICAS="1")  # fmt: skip
+        finally:
+            self.outside = []
+            made.stop()
 
     def overload(self, res: Result) -> None:
         a = self.args

@@ -8,7 +8,7 @@ from harness.cpu import CPU_PARTS
 from harness.workload import Result
 
 #: the durable-booking rows (also the names of their scenarios), in table order
-DURABLE = ["bare", "ticketd", "lua", "unbatched", "overload"]
+DURABLE = ["bare", "ticketd", "cluster", "lua", "unbatched", "overload"]
 
 
 def _others(res: Result) -> str:

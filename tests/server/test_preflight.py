@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from support.process import free_cluster_ports
 
 from actors.storage.redis_server import find_server_binary
-from actors.storage.valkey_cluster import LocalCluster
+from actors.storage.valkey_cluster import LocalCluster, free_base_port
 from server.boot import preflight
 from server.boot.preflight import StartupError
 
@@ -201,7 +200,7 @@ def test_a_redis_cluster_is_checked_primary_by_primary_and_for_its_replicas(
     tmp_path: Path,
 ) -> None:
     # a one-node cluster: its bus port (port + 10000) must be free too
-    cluster = LocalCluster(tmp_path / "cluster", free_cluster_ports(1), primaries=1, replicas=0)
+    cluster = LocalCluster(tmp_path / "cluster", free_base_port(1), primaries=1, replicas=0)
     cluster.start()
     try:
         assert preflight.check_redis(cluster.url, allow_volatile=False) is None

@@ -24,10 +24,10 @@ import httpx
 import pytest
 from redis.crc import key_slot
 from support.http import coach, route_body
-from support.process import REPO, SECRET, Server, free_cluster_ports, start_server
+from support.process import REPO, SECRET, Server, start_server
 
 from actors.storage import keys
-from actors.storage.valkey_cluster import SLOTS, LocalCluster
+from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
 from server.api.auth import mint
 
 __all__ = ["start_server"]
@@ -40,7 +40,7 @@ LOAD_SECONDS = 18
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_cluster_ports(7), spares=1)
+    made = LocalCluster(tmp_path / "cluster", free_base_port(7), spares=1)
     made.start()
     try:
         yield made

@@ -18,20 +18,19 @@ from pathlib import Path
 import pytest
 import redis
 from redis.crc import key_slot
-from support.process import free_cluster_ports
 from test_journal import batch, held
 
 from actors.storage import journal, keys, topology
 from actors.storage.journal import Fenced, Journal
 from actors.storage.slots import Unreplicated
-from actors.storage.valkey_cluster import SLOTS, LocalCluster
+from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
 
 FAILOVER_WITHIN = 15.0
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_cluster_ports(7), spares=1)
+    made = LocalCluster(tmp_path / "cluster", free_base_port(7), spares=1)
     made.start()
     try:
         yield made

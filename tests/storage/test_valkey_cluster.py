@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from support.process import free_cluster_ports
 
-from actors.storage.valkey_cluster import SLOTS, LocalCluster
+from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_cluster_ports(6))
+    made = LocalCluster(tmp_path / "cluster", free_base_port(6))
     made.start()
     try:
         yield made

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -157,18 +156,3 @@ def alive(pids: list[int]) -> list[int]:
         if state != "Z":
             out.append(pid)
     return out
-
-
-def free_cluster_ports(count: int) -> int:
-    """A first port with `count` free ports from it, and their cluster-bus ports (+10000)."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000 - count)
-        ports = [p for n in range(count) for p in (base + n, base + n + 10000)]
-        try:
-            for port in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range for a local cluster")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
+from functools import partial
 from typing import Any
 
 import ray
@@ -30,7 +31,7 @@ from actors.replies import MOVED, NO_STORAGE, UNCONFIRMED, Sink, deliver, fail, 
 from actors.seat_reads import SeatReads
 from actors.storage import journal, topology
 from actors.storage.formats import availability_version
-from actors.storage.recovery import publish_recovered, recover
+from actors.storage.recovery import activation, publish_recovered, recover
 from actors.writes import Ahead, Batch, Refused, Write
 
 __all__ = ["Reply", "RouteActor"]
@@ -53,12 +54,11 @@ class RouteActor:
         self.policy = Policy(config.hold_seconds, config.user_cap)
         # recovery is synchronous on purpose: the actor serves nothing until it is done
         sync = topology.sync_client(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        node_id, started = ray.get_runtime_context().get_node_id(), time.perf_counter()
         try:
-            self.epoch = journal.activate(sync, route_id, config.redis_replicas)
-            placement.record(sync, route_id, ray.get_runtime_context().get_node_id())
-            started = time.perf_counter()
-            self.state, self.last_id = recover(sync, route_id)
-            publish_recovered(sync, route_id, self.epoch, self.state)
+            self.epoch, self.state, self.last_id = activation(
+                sync, route_id, config.redis_replicas, partial(placement.record, node_id=node_id)
+            )
         finally:
             sync.close()
         self.recovery_seconds = time.perf_counter() - started

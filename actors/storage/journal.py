@@ -198,7 +198,6 @@ def activate(client: redis.Redis, route_id: str, replicas: int = 0) -> int:
     key = keys.epoch(route_id)
     if not replicas:
         return int(client.incr(key))
-    # repeated across a failover: an INCR landed twice only skips an epoch
     replies = topology.on_primary(
         client, key, [("INCR", key), *slots.replica_wait(replicas, REPLICA_WAIT_MS)]
     )

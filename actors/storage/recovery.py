@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import redis
 import structlog
 
 from actors.domain.state import RouteState, apply, from_snapshot
 from actors.domain.views import availability_matrix
-from actors.storage import journal, projection, routes_store
+from actors.storage import journal, projection, routes_store, topology
 from actors.storage.formats import availability_version, encode_availability
 
 log = structlog.get_logger("ticketd.actor")
@@ -31,6 +33,23 @@ def recover(client: redis.Redis, route_id: str) -> tuple[RouteState, str]:
             apply(state, event)
         last_id = entry_id
     return state, last_id
+
+
+def activation(
+    client: redis.Redis, route_id: str, replicas: int, placed: Callable[[redis.Redis, str], object]
+) -> tuple[int, RouteState, str]:
+    """A new activation's storage steps: take an epoch, record where it runs (`placed`),
+    recover the state and publish what it feeds. Repeated while a Redis Cluster fails
+    over (topology.patiently): each step is safe to repeat. The epoch, state, last id."""
+
+    def steps() -> tuple[int, RouteState, str]:
+        epoch = journal.activate(client, route_id, replicas)
+        placed(client, route_id)
+        state, last_id = recover(client, route_id)
+        publish_recovered(client, route_id, epoch, state)
+        return epoch, state, last_id
+
+    return topology.patiently(client, steps)
 
 
 def publish_recovered(client: redis.Redis, route_id: str, epoch: int, state: RouteState) -> None:

@@ -12,16 +12,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aredis
+import structlog
 from redis.asyncio.cluster import ClusterNode as AsyncNode
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
 from redis.retry import Retry
+
+T = TypeVar("T")
 
 #: per URL, the (host, port) of every node seen in the cluster it names
 _KNOWN: dict[str, list[tuple[str, int]]] = {}
@@ -126,25 +131,41 @@ def async_client(url: str, max_connections: int = 100, **options: Any) -> aredis
 
 def on_primary(client: redis.Redis, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:
     """Run commands, in one pipeline on one connection, on the server holding key: for
-    a command that must follow a write on its connection (WAITAOF). On a cluster, a lost
-    or moved primary is looked up again and the whole pipeline repeated for about
-    FAILOVER_SECONDS: only for commands safe to repeat."""
+    a command that must follow a write on its connection (WAITAOF)."""
+    server = client
+    if isinstance(client, redis.RedisCluster):
+        server = client.get_redis_connection(client.get_node_from_key(key))
+    pipe = server.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+    return list(pipe.execute())
+
+
+def patiently(client: redis.Redis, steps: Callable[[], T]) -> T:
+    """steps(), repeated while a failover of the cluster `client` talks to is under way
+    (for about FAILOVER_SECONDS, the slot map read again each time): for steps safe to
+    repeat, such as an activation's. On one server, run once."""
+    if not isinstance(client, redis.RedisCluster):
+        return steps()
     deadline = time.monotonic() + FAILOVER_SECONDS
     while True:
-        server = client
-        if isinstance(client, redis.RedisCluster):
-            server = client.get_redis_connection(client.get_node_from_key(key))
-        pipe = server.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         try:
-            return list(pipe.execute())
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-            moved = str(exc).startswith(("MOVED", "CLUSTERDOWN", "TRYAGAIN"))
-            if not isinstance(client, redis.RedisCluster) or time.monotonic() > deadline:
+            return steps()
+        except (redis.ConnectionError, redis.TimeoutError, RedisClusterException,
+                ClusterDownError, TryAgainError, AskError) as exc:  # fmt: skip
+            # (MOVED is an AskError; a pipeline's CLUSTERDOWN comes wrapped in its text)
+            if time.monotonic() > deadline:
                 raise
-            if isinstance(exc, redis.ResponseError) and not moved:
+            moving = exc
+        except redis.ResponseError as exc:
+            if "cluster is down" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
+            moving = exc
+        log_moving(moving)
         time.sleep(0.25)
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
             client.nodes_manager.initialize()
+
+
+def log_moving(exc: Exception) -> None:
+    structlog.get_logger("ticketd.storage").info("redis cluster failing over", error=repr(exc))

@@ -81,6 +81,14 @@ return #ARGV - 1
 """
 
 #: ARGV: the last_advance the move was computed from, the new frontier, carry and time
+#: the sale's move state and Redis's clock, from the server holding the sale (on a Redis
+#: Cluster, TIME has no key: a pipeline could not tell which node to ask)
+_STATE = """
+local t = redis.call('TIME')
+return {redis.call('HMGET', KEYS[1], 'opened', 'state', 'frontier', 'carry',
+                   'last_advance', 'next_place'), t[1], t[2]}
+"""
+
 _ADVANCE = """
 if redis.call('HGET', KEYS[1], 'last_advance') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'frontier', ARGV[2], 'carry', ARGV[3], 'last_advance', ARGV[4])
@@ -125,6 +133,7 @@ class QueueStore:
         self._join = client.register_script(_JOIN)
         self._open = client.register_script(_OPEN)
         self._advance = client.register_script(_ADVANCE)
+        self._state = client.register_script(_STATE)
 
     async def create(self, sale_id: str, state: str = policy.SCHEDULED,
                      opens_at: float | None = None) -> None:  # fmt: skip
@@ -203,11 +212,8 @@ class QueueStore:
         their admission lapse; the others are counted from the frontier read here, the
         one the move is written against. Several front ends may call at once: one move
         counts, and none is computed from a frontier another has moved since."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hmget(keys.sale(sale_id), "opened", "state", "frontier", "carry",
-                       "last_advance", "next_place")  # fmt: skip
-            pipe.time()
-            (raw, (secs, micros)) = await pipe.execute()
+        raw, secs, micros = await self._state(keys=[keys.sale(sale_id)])
+        secs, micros = int(secs), int(micros)
         if raw[0] is None:
             raise NoSuchSale(sale_id)
         opened, state, frontier, carry, last, queued = (_text(x) for x in raw)

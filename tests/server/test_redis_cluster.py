@@ -12,6 +12,7 @@ may be lost; with 0 the un-replicated tail may be (docs/deploy.md), and the rest
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -72,12 +73,15 @@ class Probe:
 
     async def _client(self, api: httpx.AsyncClient, n: int, until: float) -> None:
         user, count = USERS[n], 0
+        r: httpx.Response | None = None
         while time.monotonic() < until:
             route = self.routes[(n + count) % len(self.routes)]
             key, count = f"{user}-{count}", count + 1
             body = {"from": "A", "to": "D", "class": "second",
                     "passengers": [{"name": user, "id": f"{user}-{count}"}]}  # fmt: skip
+            given_up = time.monotonic() + 60
             while True:  # the same key until a definite answer
+                assert time.monotonic() < given_up, f"{route}: no answer in 60 s: {r and r.text}"
                 try:
                     r = await api.post(f"/v1/routes/{route}/bookings", json=body,
                                        headers={**_auth(user), "Idempotency-Key": key})  # fmt: skip
@@ -173,8 +177,8 @@ def _served_again(probe: Probe, killed: float) -> float:
 def test_losing_a_primary_s_machine_loses_no_acknowledged_booking_with_a_replica_each(
     cluster: LocalCluster, start_server: Any, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url,
-                          TICKETD_REDIS_REPLICAS="1", TICKETD_WORKERS="1")  # fmt: skip
+    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url, TICKETD_WORKERS="1",
+                          TICKETD_REDIS_REPLICAS="1", TICKETD_USER_CAP="1000")  # fmt: skip
     probe, killed, report = _failover_under_load(cluster, server, tmp_path)
     audit = report["audit"]
     assert audit["lost"] == 0 and audit["double_sold"] == 0 and audit["phantom"] == 0, audit
@@ -193,8 +197,8 @@ def test_losing_a_primary_s_machine_loses_no_acknowledged_booking_with_a_replica
 def test_without_replicas_to_wait_for_only_the_un_replicated_tail_may_be_lost(
     cluster: LocalCluster, start_server: Any, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url,
-                          TICKETD_REDIS_REPLICAS="0", TICKETD_WORKERS="1")  # fmt: skip
+    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url, TICKETD_WORKERS="1",
+                          TICKETD_REDIS_REPLICAS="0", TICKETD_USER_CAP="1000")  # fmt: skip
     probe, killed, report = _failover_under_load(cluster, server, tmp_path)
     audit = report["audit"]
     # acknowledged bookings may be gone (the primary's last writes, not yet replicated);
@@ -208,3 +212,34 @@ def test_without_replicas_to_wait_for_only_the_un_replicated_tail_may_be_lost(
         f"{len(probe.acked)}"
     )
     assert not set(held) - set(probe.acked)  # nothing the probe was not told of
+    _sale_admits_and_books(server)
+
+
+def _sale_admits_and_books(server: Server) -> None:
+    """A sale on the cluster (its queue under its own hash tag, the registry in the
+    catalog's): joined before the opening, admitted after it, booked with the admission."""
+    opens = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+    seats = [coach("01", "second", 5, "AB")]
+    with httpx.Client(base_url=server.url, timeout=15) as api:
+        r = api.post("/v1/routes", json=route_body("S1", coaches=seats),
+                     headers=_auth("ops", admin=True))  # fmt: skip
+        route = r.json()["route_id"]
+        r = api.post("/v1/sales", json={"routes": [route], "opens_at": opens,
+                     "admit_per_second": 100.0}, headers=_auth("ops", admin=True))  # fmt: skip
+        assert r.status_code == 201, r.text
+        sale = r.json()["sale_id"]
+        assert api.post(f"/v1/sales/{sale}/queue", headers=_auth("ann")).status_code == 200
+        deadline = time.monotonic() + 15
+        while True:
+            r = api.get(f"/v1/sales/{sale}/queue", headers=_auth("ann"))
+            assert r.status_code in (200, 429), r.text  # 429: polled before the advice
+            polled = r.json()
+            if polled.get("state") == "admitted":
+                break
+            assert time.monotonic() < deadline, polled
+            time.sleep(float(r.headers.get("Retry-After", "0.5")))
+        body = {"from": "A", "to": "D", "class": "second",
+                "passengers": [{"name": "Ann", "id": "ann-1"}]}  # fmt: skip
+        headers = {**_auth("ann"), "Admission": polled["admission"], "Idempotency-Key": "s1"}
+        r = api.post(f"/v1/routes/{route}/bookings", json=body, headers=headers)
+        assert r.status_code == 201, r.text

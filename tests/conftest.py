@@ -18,6 +18,7 @@ import pytest_asyncio
 import redis.asyncio
 
 from actors.storage.redis_server import EmbeddedRedis
+from actors.storage.valkey_cluster import LocalCluster, free_base_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +48,27 @@ def local_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def valkey_cluster(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
+    """valkey_cluster(primaries=3, replicas=1, spares=0) -> a local Valkey Cluster
+    (actors/storage/valkey_cluster.py), started; every one is stopped at the end."""
+    started: list[LocalCluster] = []
+
+    def start(primaries: int = 3, replicas: int = 1, spares: int = 0) -> LocalCluster:
+        count = primaries * (1 + replicas) + spares
+        made = LocalCluster(tmp_path / f"cluster{len(started)}", free_base_port(count),
+                            primaries, replicas, spares)  # fmt: skip
+        started.append(made)
+        made.start()
+        return made
+
+    try:
+        yield start
+    finally:
+        for made in started:
+            made.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from support.http import coach, route_body
 from support.process import REPO, SECRET, Server, start_server
 
 from actors.storage import keys
-from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
+from actors.storage.valkey_cluster import SLOTS, LocalCluster
 from server.api.auth import mint
 
 __all__ = ["start_server"]
@@ -40,13 +40,8 @@ LOAD_SECONDS = 18
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_base_port(7), spares=1)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+def cluster(valkey_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return valkey_cluster(spares=1)
 
 
 def _auth(user: str, admin: bool = False) -> dict[str, str]:
@@ -119,9 +114,14 @@ def _create_routes(api: httpx.Client) -> list[str]:
     raise AssertionError("100 routes and a shard with fewer than two")
 
 
-def _failover_under_load(cluster: LocalCluster, server: Server, tmp_path: Path
-                         ) -> tuple[Probe, float, dict[str, Any]]:  # fmt: skip
-    """Load, the first primary's machine lost, load on; (probe, the kill's time, report)."""
+def _failover_under_load(
+    start_server: Any, cluster: LocalCluster, tmp_path: Path, replicas: int
+) -> tuple[Server, Probe, float, dict[str, Any]]:
+    """ticketd on the cluster with TICKETD_REDIS_REPLICAS=`replicas`; load, the first
+    primary's machine lost, load on: (server, probe, the kill's time, loadgen report)."""
+    env = {"TICKETD_REDIS_URL": cluster.url, "TICKETD_REDIS_REPLICAS": str(replicas),
+           "TICKETD_WORKERS": "1", "TICKETD_USER_CAP": "1000"}  # fmt: skip
+    server = start_server(tmp_path / "data", **env)
     with httpx.Client(base_url=server.url, timeout=10) as api:
         routes = _create_routes(api)
     probe = Probe(server.url, routes)
@@ -140,7 +140,7 @@ def _failover_under_load(cluster: LocalCluster, server: Server, tmp_path: Path
     killed = asyncio.run(drive())
     out, _ = load.communicate(timeout=120)
     assert load.returncode in (0, 1), out.decode(errors="replace")[-3000:]
-    return probe, killed, json.loads(report.read_text())
+    return server, probe, killed, json.loads(report.read_text())
 
 
 def _check_read_models(server: Server, probe: Probe) -> dict[str, tuple[str, str]]:
@@ -177,9 +177,7 @@ def _served_again(probe: Probe, killed: float) -> float:
 def test_losing_a_primary_s_machine_loses_no_acknowledged_booking_with_a_replica_each(
     cluster: LocalCluster, start_server: Any, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url, TICKETD_WORKERS="1",
-                          TICKETD_REDIS_REPLICAS="1", TICKETD_USER_CAP="1000")  # fmt: skip
-    probe, killed, report = _failover_under_load(cluster, server, tmp_path)
+    server, probe, killed, report = _failover_under_load(start_server, cluster, tmp_path, 1)
     audit = report["audit"]
     assert audit["lost"] == 0 and audit["double_sold"] == 0 and audit["phantom"] == 0, audit
     assert report["acknowledged_bookings"] > 100
@@ -197,9 +195,7 @@ def test_losing_a_primary_s_machine_loses_no_acknowledged_booking_with_a_replica
 def test_without_replicas_to_wait_for_only_the_un_replicated_tail_may_be_lost(
     cluster: LocalCluster, start_server: Any, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path / "data", TICKETD_REDIS_URL=cluster.url, TICKETD_WORKERS="1",
-                          TICKETD_REDIS_REPLICAS="0", TICKETD_USER_CAP="1000")  # fmt: skip
-    probe, killed, report = _failover_under_load(cluster, server, tmp_path)
+    server, probe, killed, report = _failover_under_load(start_server, cluster, tmp_path, 0)
     audit = report["audit"]
     # acknowledged bookings may be gone (the primary's last writes, not yet replicated);
     # nothing is sold twice or made up, and every read agrees with what the journals hold

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -23,19 +22,14 @@ from test_journal import batch, held
 from actors.storage import journal, keys, topology
 from actors.storage.journal import Fenced, Journal
 from actors.storage.slots import Unreplicated
-from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
+from actors.storage.valkey_cluster import SLOTS, LocalCluster
 
 FAILOVER_WITHIN = 15.0
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_base_port(7), spares=1)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+def cluster(valkey_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return valkey_cluster(spares=1)
 
 
 def _route_on_first_primary() -> str:

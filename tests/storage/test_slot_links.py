@@ -4,8 +4,7 @@ and a slot half-way through a migration (ASK)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -13,17 +12,12 @@ from redis.crc import key_slot
 
 from actors.storage import slots
 from actors.storage.resp import pack
-from actors.storage.valkey_cluster import LocalCluster, Node, free_base_port
+from actors.storage.valkey_cluster import LocalCluster, Node
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_base_port(3), replicas=0)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+def cluster(valkey_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return valkey_cluster(replicas=0)
 
 
 def _id(node: Node) -> str:

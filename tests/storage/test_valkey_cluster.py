@@ -6,23 +6,17 @@ machine (SIGKILL and its data directory deleted) once the replica is promoted.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
 
-from actors.storage.valkey_cluster import SLOTS, LocalCluster, free_base_port
+from actors.storage.valkey_cluster import SLOTS, LocalCluster
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", free_base_port(6))
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+def cluster(valkey_cluster: Callable[..., LocalCluster]) -> LocalCluster:
+    return valkey_cluster()
 
 
 def _roles(node_line: str) -> tuple[str, str, str]:

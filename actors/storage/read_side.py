@@ -109,8 +109,8 @@ class CachedMarks:
 
     def __init__(self, client: aredis.Redis, url: str | None = None) -> None:
         self._client = client
-        lean = url and resp.supported(url) and not topology.is_cluster(url)
-        self._lean = resp.LeanLink(url) if url and lean else None
+        # url: the one server's, for the lean connection; None on a Redis Cluster
+        self._lean = resp.LeanLink(url) if url and resp.supported(url) else None
 
     async def first(self, marks: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Mark (route id, user, key) triples answered from the cache; for each, True if

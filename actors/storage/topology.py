@@ -32,13 +32,17 @@ T = TypeVar("T")
 _KNOWN: dict[str, list[tuple[str, int]]] = {}
 
 
-#: URLs known to name a cluster without asking (`adopt`)
+#: URLs known to name a cluster, or one server, without asking (`adopt`)
 _ADOPTED: set[str] = set()
+_SINGLE: set[str] = set()
 
 
 def is_cluster(url: str) -> bool:
-    """Whether url names a node of a Redis Cluster (asked once per URL and process)."""
-    return url in _ADOPTED or _ask_cluster(url)
+    """Whether url names a node of a Redis Cluster (asked once per URL and process, unless
+    told by `adopt`)."""
+    if url in _ADOPTED or url in _SINGLE:
+        return url in _ADOPTED
+    return _ask_cluster(url)
 
 
 @functools.cache
@@ -63,11 +67,13 @@ def nodes_of(url: str) -> tuple[str, ...]:
 
 
 def adopt(url: str, nodes: tuple[str, ...]) -> None:
-    """Take what `nodes_of` told in another process: url names a cluster of these nodes
-    (nothing asked of the network)."""
+    """Take what `nodes_of` told in another process: url names a cluster of these nodes,
+    or one server if none (nothing asked of the network)."""
     if nodes:
         remember(url, [(h, int(p)) for h, _, p in (n.rpartition(":") for n in nodes)])
         _ADOPTED.add(url)
+    else:
+        _SINGLE.add(url)
 
 
 def remember(url: str, nodes: list[tuple[str, int]]) -> None:

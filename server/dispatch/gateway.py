@@ -49,7 +49,8 @@ class Gateway:
         self.holds = HoldKeeper(client, connector)
         self.readiness = Readiness(client)
         # sold out from memory, unless an actor journalled the key (refusals.py)
-        marks = CachedMarks(client, directory.config.redis_url)
+        config = directory.config  # the lean connection speaks to one server, not a cluster
+        marks = CachedMarks(client, None if config.redis_nodes else config.redis_url)
         self.refusals = Refusals(marks, settings.availability_refresh)
 
     # ---- routes -------------------------------------------------------------------

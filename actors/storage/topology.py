@@ -167,11 +167,8 @@ def patiently(client: redis.Redis, steps: Callable[[], T]) -> T:
             if "cluster is down" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             moving = exc
-        log_moving(moving)
+        structlog.get_logger("ticketd.storage").info("redis cluster failing over",
+                                                     error=repr(moving))  # fmt: skip
         time.sleep(0.25)
         with contextlib.suppress(redis.RedisError, RedisClusterException):
             client.nodes_manager.initialize()
-
-
-def log_moving(exc: Exception) -> None:
-    structlog.get_logger("ticketd.storage").info("redis cluster failing over", error=repr(exc))

@@ -128,6 +128,7 @@ def check_redis(url: str, allow_volatile: bool, replicas: int = 0) -> str | None
     Cluster), with `replicas` replicas to confirm writes; returns a warning or None."""
     shown = redacted(url)
     client = redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
+    servers: list[tuple[str, redis.Redis]] = []
     try:
         try:
             client.ping()
@@ -149,7 +150,7 @@ def check_redis(url: str, allow_volatile: bool, replicas: int = 0) -> str | None
                 f"Redis, or correct TICKETD_REDIS_URL (unset it for an embedded one)."
             ) from None
         _check_version(client, shown)
-        servers = _primaries(client, url)
+        servers += _primaries(client, url)
         _check_replicas(servers, replicas, shown)
         warnings = []
         for name, server in servers:
@@ -161,6 +162,9 @@ def check_redis(url: str, allow_volatile: bool, replicas: int = 0) -> str | None
                 warnings.append(warning + name)
         return "; ".join(dict.fromkeys(warnings)) or None
     finally:
+        for _, server in servers:
+            if server is not client:  # a cluster's primaries, opened by _primaries
+                server.close()
         client.close()
 
 

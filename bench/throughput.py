@@ -106,11 +106,19 @@ def main() -> int:
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy ticketd's front end and one route actor into DIR")  # fmt: skip
     parser.add_argument("--profile-seconds", type=float, default=15)
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--docs", default=str(DOCS), help="markdown file to update")
     parser.add_argument("--no-docs", action="store_true", help="do not touch the docs file")
     parser.add_argument("--note", default="", help="a remark to print with the results")
     parser.add_argument(
         "--src", default=str(ROOT), help="ticketd checkout to run (default: this one)"
+    )
+    parser.add_argument(
+        "--ticketd-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TICKETD_ setting for every ticketd run (A/B of a knob)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data/log directory")
     args = parser.parse_args()

@@ -112,10 +112,10 @@ def cpu_by_part(root: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-def py_spy_argv(py_spy: str, pid: int, seconds: float, output: Path) -> list[str]:
+def py_spy_argv(py_spy: str, pid: int, seconds: float, output: Path, rate: int = 100) -> list[str]:
     """Sample only threads holding the GIL (--gil): Python's own CPU time, where a
     process's idle threads (Ray keeps several) would otherwise blur the picture."""
     return [
-        py_spy, "record", "--pid", str(pid), "--duration", f"{seconds:g}", "--rate", "100",
+        py_spy, "record", "--pid", str(pid), "--duration", f"{seconds:g}", "--rate", str(rate),
         "--gil", "--nonblocking", "--format", "raw", "--nolineno", "--output", str(output),
     ]  # fmt: skip

@@ -41,7 +41,7 @@ def profile(bench: Bench, res: Result, srv: Server) -> None:
         time.sleep(2)
         spies = {
             name: subprocess.Popen(
-                py_spy_argv(a.py_spy, pid, secs, out / f"{res.key}-{name}.txt"),
+                py_spy_argv(a.py_spy, pid, secs, out / f"{res.key}-{name}.txt", a.profile_rate),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -69,7 +69,7 @@ def profile(bench: Bench, res: Result, srv: Server) -> None:
     for name in targets:
         path = out / f"{res.key}-{name}.txt"
         if path.exists():
-            summary = summarise(path, top=15, seconds=secs)
+            summary = summarise(path, top=15, seconds=secs, rate=a.profile_rate)
             (out / f"{res.key}-{name}-summary.txt").write_text(summary)
             bench.profiles.append(summary)
             print(summary)

@@ -104,6 +104,9 @@ class Bench:
             TICKETD_LOG_JSON="1",
             **extra,
         )
+        for setting in self.args.ticketd_env:
+            key, _, value = setting.partition("=")
+            env[key] = value
         src = Path(self.args.src).resolve()
         env["PYTHONPATH"] = str(src)  # ahead of the editable install: --src picks the checkout
         srv = self.start(name, [sys.executable, "-m", "server"], env, port, cwd=src)

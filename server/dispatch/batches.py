@@ -1,7 +1,10 @@
 """Per-route batching and admission: the requests for one route that arrive while a call
-to its actor is in flight queue up and go together in the next call. No timer: batches
-grow with load by themselves. A route whose queue is full answers 503 at once
-(docs/architecture.md, "The planes").
+to its actor is in flight queue up and go together in the next call, so batches grow with
+load by themselves. Under load a call also gathers: the clients its last call answered
+usually come back within a millisecond or two, and the next call waits for them (at most
+`TICKETD_BATCH_LINGER_MS`) instead of leaving with half of them. A lone request never
+waits. A route whose queue is full answers 503 at once (docs/architecture.md, "The
+planes").
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from server.dispatch.errors import Overloaded, RouteUnavailable
 from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
+
+#: a route counts as under load this long after a call that saw several requests: its
+#: answered clients take a few milliseconds to come back on a busy machine
+_LOADED_SECONDS = 0.1
 
 
 class Batches:
@@ -49,6 +56,8 @@ class Batches:
         self.admit(ch)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         ch.queue.append((cmd, future))
+        if ch.gathering is not None and len(ch.queue) >= ch.expected:
+            _release(ch.gathering)
         if ch.inflight < self.settings.calls_in_flight:
             ch.inflight += 1
             task = asyncio.create_task(self._pump(ch))
@@ -59,20 +68,46 @@ class Batches:
     async def _pump(self, ch: Channel) -> None:
         try:
             while ch.queue:
+                if len(ch.queue) < ch.expected and self.settings.batch_linger:
+                    await self._gather(ch)
                 batch, ch.queue = ch.queue, []
                 metrics.BATCH_SIZE.observe(len(batch))
                 try:
                     results = await self._send(ch, [cmd for cmd, _ in batch])
                 except Exception as exc:  # every waiter must hear back, whatever happened
+                    ch.expected = 0
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
+                # the requests this call carried and those that queued meanwhile: under load
+                # the answered ones come back, and the next call waits for them (`_gather`)
+                seen = len(batch) + len(ch.queue)
+                ch.expected = min(seen, self.settings.max_queue) if seen > 1 else 0
+                ch.answered = time.monotonic()
                 for (_, fut), res in zip(batch, results, strict=True):
                     if not fut.done():
                         fut.set_result(res)
         finally:
             ch.inflight -= 1
+
+    async def _gather(self, ch: Channel) -> None:
+        """Wait, at most the linger, until as many requests queue as the last call saw.
+
+        Only under load (the last call saw several requests, moments ago): a lone client,
+        or a route that has been quiet, sends at once."""
+        linger = self.settings.batch_linger
+        if time.monotonic() - ch.answered > _LOADED_SECONDS:
+            ch.expected = 0
+            return
+        loop = asyncio.get_running_loop()
+        ch.gathering = gathering = loop.create_future()
+        timer = loop.call_later(linger, _release, gathering)
+        try:
+            await gathering
+        finally:
+            timer.cancel()
+            ch.gathering = None
 
     async def _send(self, ch: Channel, commands: list[Command]) -> list[Result]:
         route_id = ch.route.route_id
@@ -109,3 +144,8 @@ class Batches:
     def queue_depth(self, channels: list[Channel]) -> int:
         """Requests waiting across `channels` (for metrics)."""
         return sum(len(ch.queue) for ch in channels)
+
+
+def _release(gathering: asyncio.Future[None]) -> None:
+    if not gathering.done():
+        gathering.set_result(None)

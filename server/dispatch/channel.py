@@ -21,10 +21,13 @@ class Channel:
     """One route as this front end sees it: definition, batch queue, availability."""
 
     __slots__ = (
+        "answered",
         "classes",
         "connecting",
         "down",
+        "expected",
         "fetched",
+        "gathering",
         "inflight",
         "link",
         "matrix",
@@ -45,6 +48,11 @@ class Channel:
         self.classes = route.classes()
         self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
         self.inflight = 0  # calls to the route's actor in flight from this front end
+        #: how many requests the next call waits for (server/dispatch/batches.py), until
+        #: `answered` (monotonic) + the linger; resolved when they have queued
+        self.expected = 0
+        self.answered = 0.0
+        self.gathering: asyncio.Future[None] | None = None
         self.matrix: dict[str, list[int]] | None = None
         self.version = -1
         self.fetched = 0.0

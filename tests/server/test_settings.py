@@ -36,6 +36,7 @@ def test_route_nodes_are_ray_labels() -> None:
         ({"TICKETD_PORT": "70000"}, "TICKETD_PORT=70000 is out of range"),
         ({"TICKETD_HOLD_SECONDS": "soon"}, "TICKETD_HOLD_SECONDS='soon' is not a number"),
         ({"TICKETD_BATCHING": "maybe"}, "TICKETD_BATCHING='maybe' must be 1 or 0"),
+        ({"TICKETD_BATCH_LINGER_MS": "-1"}, "TICKETD_BATCH_LINGER_MS=-1.0 is out of range"),
         ({"TICKETD_REDIS_URL": "localhost:6379"}, "must start with redis://"),
         ({"TICKETD_JWT_SECRET": "short"}, "at least 32 bytes"),
         ({"TICKETD_CLUSTER_SECRET": "short"}, "TICKETD_CLUSTER_SECRET must be at least 32"),

@@ -103,7 +103,7 @@ class Settings:
     calls_in_flight: int = 1
     #: under load, how long a route's next call may wait for the requests its last call
     #: answered to come back, so it carries them too (server/dispatch/batches.py); 0: never
-    batch_linger: float = 0.004
+    batch_linger: float = 0.008
     #: how stale a front end's availability snapshot may get before it asks the actor
     availability_refresh: float = 0.25
     snapshot_every: int = 2000
@@ -159,7 +159,7 @@ class Settings:
             max_queue=_int(env, "MAX_QUEUE", 2000, 1, 1_000_000),
             batching=_bool(env, "BATCHING", True),
             calls_in_flight=_int(env, "CALLS_IN_FLIGHT", 1, 1, 64),
-            batch_linger=_float(env, "BATCH_LINGER_MS", 4.0, 0.0, 1000.0) / 1000,
+            batch_linger=_float(env, "BATCH_LINGER_MS", 8.0, 0.0, 1000.0) / 1000,
             availability_refresh=_float(env, "AVAILABILITY_REFRESH", 0.25, 0.0, 60.0),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 2000, 10, 10_000_000),
             idle_seconds=_float(env, "IDLE_SECONDS", 900.0, 0.0, 86400 * 30),

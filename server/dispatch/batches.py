@@ -2,7 +2,7 @@
 to its actor is in flight queue up and go together in the next call, so batches grow with
 load by themselves. Under load a call also gathers: the clients its last call answered
 usually come back within a millisecond or two, and the next call waits for them (at most
-`TICKETD_BATCH_LINGER_MS`) instead of leaving with half of them. A lone request never
+`TICKETD_BATCH_LINGER_MS`, 8 ms) instead of leaving with half of them. A lone request never
 waits. A route whose queue is full answers 503 at once (docs/architecture.md, "The
 planes").
 """

@@ -27,6 +27,13 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     registry=REGISTRY,
 )
+GATHER = Histogram(
+    "ticketd_batch_gather_seconds",
+    "How long a batched call waited under load for the clients the last one answered "
+    "(at most TICKETD_BATCH_LINGER_MS)",
+    buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0),
+    registry=REGISTRY,
+)
 ACTOR_CALL = Histogram(
     "ticketd_actor_call_seconds",
     "Latency of one batched actor call (includes the Redis append)",

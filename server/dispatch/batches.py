@@ -102,12 +102,14 @@ class Batches:
             return
         loop = asyncio.get_running_loop()
         ch.gathering = gathering = loop.create_future()
+        started = loop.time()
         timer = loop.call_later(linger, _release, gathering)
         try:
             await gathering
         finally:
             timer.cancel()
             ch.gathering = None
+            metrics.GATHER.observe(loop.time() - started)
 
     async def _send(self, ch: Channel, commands: list[Command]) -> list[Result]:
         route_id = ch.route.route_id

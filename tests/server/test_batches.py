@@ -12,6 +12,7 @@ from typing import Any
 
 from actors.domain.messages import Command, GetBooking, decode_commands, encode
 from actors.domain.views import Reply, Result
+from server import metrics
 from server.dispatch.batches import Batches
 from server.dispatch.channel import Channel
 from server.settings import Settings
@@ -84,11 +85,22 @@ async def test_the_wait_is_bounded_by_the_linger() -> None:
     b, ch = batches(link, linger=0.05), Channel(make_route())
     # two answered together, then only one comes back: its call waits the linger, no more
     await asyncio.gather(b.call(ch, command(1)), b.call(ch, command(2)))
+    gathered = _gather_seconds()
     started = time.perf_counter()
     await b.call(ch, command(3))
     waited = time.perf_counter() - started
     assert 0.04 <= waited < 0.05 + LINGER, waited
     assert link.sizes == [2, 1]
+    # what operators see: the wait is in ticketd_batch_gather_seconds
+    assert _gather_seconds()[0] == gathered[0] + 1
+    assert _gather_seconds()[1] - gathered[1] >= 0.04
+
+
+def _gather_seconds() -> tuple[float, float]:
+    def value(name: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+    return value("ticketd_batch_gather_seconds_count"), value("ticketd_batch_gather_seconds_sum")
 
 
 async def test_linger_zero_never_waits() -> None:

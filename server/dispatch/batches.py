@@ -68,9 +68,18 @@ class Batches:
     async def _pump(self, ch: Channel) -> None:
         try:
             while ch.queue:
-                if len(ch.queue) < ch.expected and self.settings.batch_linger:
+                if (
+                    len(ch.queue) < ch.expected
+                    and ch.gathering is None
+                    and self.settings.batch_linger
+                ):
+                    # one call gathers at a time (TICKETD_CALLS_IN_FLIGHT > 1: the others go)
                     await self._gather(ch)
+                    if not ch.queue:
+                        continue  # another call in flight took them meanwhile
                 batch, ch.queue = ch.queue, []
+                if ch.gathering is not None:
+                    _release(ch.gathering)  # what it gathered for just left in this call
                 metrics.BATCH_SIZE.observe(len(batch))
                 try:
                     results = await self._send(ch, [cmd for cmd, _ in batch])

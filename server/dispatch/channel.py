@@ -48,8 +48,9 @@ class Channel:
         self.classes = route.classes()
         self.queue: list[tuple[Command, asyncio.Future[Result]]] = []
         self.inflight = 0  # calls to the route's actor in flight from this front end
-        #: how many requests the next call waits for (server/dispatch/batches.py), until
-        #: `answered` (monotonic) + the linger; resolved when they have queued
+        #: under load, how many requests the next call waits for, at most the linger
+        #: (server/dispatch/batches.py); `answered`: when the last call was answered
+        #: (monotonic); `gathering`: resolved once they have queued
         self.expected = 0
         self.answered = 0.0
         self.gathering: asyncio.Future[None] | None = None

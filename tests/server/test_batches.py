@@ -43,8 +43,8 @@ class FakeConnector:
         return self._link
 
 
-def batches(link: FakeLink, linger: float = LINGER) -> Batches:
-    settings = dataclasses.replace(Settings(), batch_linger=linger)
+def batches(link: FakeLink, linger: float = LINGER, calls_in_flight: int = 1) -> Batches:
+    settings = dataclasses.replace(Settings(), batch_linger=linger, calls_in_flight=calls_in_flight)
     return Batches(settings, FakeConnector(link))  # type: ignore[arg-type]
 
 
@@ -78,6 +78,17 @@ async def test_under_load_a_call_waits_for_the_clients_the_last_one_answered() -
     assert sum(link.sizes) == 24
     # after the first calls, every call carries all four: it waited for the stragglers
     assert link.sizes[-4:] == [4, 4, 4, 4], link.sizes
+
+
+async def test_with_two_calls_in_flight_one_gathers_and_every_request_is_answered() -> None:
+    link = FakeLink(delay=0.005)
+    b, ch = batches(link, calls_in_flight=2), Channel(make_route())
+    started = time.perf_counter()
+    await asyncio.gather(*(client(b, ch, 100 * k, 6, 0.01 * (k + 1) / 4) for k in range(4)))
+    assert sum(link.sizes) == 24
+    assert 0 not in link.sizes, "a call that found its requests gone sent an empty batch"
+    assert ch.gathering is None and ch.inflight == 0
+    assert time.perf_counter() - started < 6 * (LINGER + 0.05)
 
 
 async def test_the_wait_is_bounded_by_the_linger() -> None:

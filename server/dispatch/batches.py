@@ -1,10 +1,10 @@
 """Per-route batching and admission: the requests for one route that arrive while a call
 to its actor is in flight queue up and go together in the next call, so batches grow with
-load by themselves. Under load a call also gathers: the clients its last call answered
-usually come back within a millisecond or two, and the next call waits for them (at most
-`TICKETD_BATCH_LINGER_MS`, 8 ms) instead of leaving with half of them. A lone request never
-waits. A route whose queue is full answers 503 at once (docs/architecture.md, "The
-planes").
+load by themselves. Under load a call also gathers: it waits until as many requests have
+queued as the last call saw, at most `TICKETD_BATCH_LINGER_MS` (8 ms), instead of leaving
+with the few that happen to be there, so each call's fixed cost is shared by more
+bookings. A lone request never waits. A route whose queue is full answers 503 at once
+(docs/architecture.md, "The planes").
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from server.settings import Settings
 
 log = structlog.get_logger("ticketd.gateway")
 
-#: a route counts as under load this long after a call that saw several requests: its
-#: answered clients take a few milliseconds to come back on a busy machine
+#: a route counts as under load this long after a call that saw several requests (its
+#: next requests can take milliseconds to arrive on a busy machine)
 _LOADED_SECONDS = 0.1
 
 
@@ -90,7 +90,7 @@ class Batches:
                             fut.set_exception(exc)
                     continue
                 # the requests this call carried and those that queued meanwhile: under load
-                # the answered ones come back, and the next call waits for them (`_gather`)
+                # the next call waits until as many have queued (`_gather`)
                 seen = len(batch) + len(ch.queue)
                 ch.expected = min(seen, self.settings.max_queue) if seen > 1 else 0
                 ch.answered = time.monotonic()

@@ -1,5 +1,6 @@
 """Per-route batching (server/dispatch/batches.py): under load a call waits, at most the
-linger, for the clients its last call answered; a lone request never waits.
+linger, until as many requests have queued as the last call saw; a lone request never
+waits.
 
 A fake data-plane link stands in for the route actor: batching is front-end logic."""
 

@@ -319,6 +319,35 @@ async def test_lost_append_reply_is_not_retried_into_a_second_journal_entry(
     assert_bits_match_bookings(stored_state(redis_url, route.route_id))
 
 
+async def test_an_append_answered_after_the_write_timeout_is_unavailable_and_journalled_once(
+    redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
+) -> None:
+    # The actor gives up on an append after `write_timeout`: it may or may not have landed
+    # (here it did; only its answer was late). The batch answers "unavailable", memory is
+    # rebuilt from Redis, and the retry with the same key finds the booking, not a second.
+    proxy = FlakyProxy(_port(redis_url))
+    route = await create_route(redis_url, route_def(route_id_factory()))
+    try:
+        config = actor_config(await proxy.start(), write_timeout=0.5)
+        async with route_actor(route.route_id, config) as handle:
+            assert (await results(handle, [book("a")]))[0].ok  # script loaded, path warm
+            proxy.delay_next = 2.0
+            (late,) = await results(handle, [book("b", 1, 3)])
+            assert proxy.delayed == 1
+            assert is_unavailable(late)
+            (again,) = await results(handle, [book("b", 1, 3)])
+            assert again.ok and again.kind == "created"
+            assert set(await bookings(handle)) == {"bk-a", "bk-b"}
+            # once the late answer is in, the next append on that connection gets its own
+            # answer, not the late one (before that, it waits behind it like any other)
+            await asyncio.sleep(2.0)
+            assert (await results(handle, [book("c", 2, 4)]))[0].ok
+    finally:
+        await proxy.close()
+    assert held_counts(redis_url, route.route_id) == {"bk-a": 1, "bk-b": 1, "bk-c": 1}
+    assert_bits_match_bookings(stored_state(redis_url, route.route_id))
+
+
 async def test_idle_deactivation_waits_for_the_write_in_flight(
     redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
 ) -> None:

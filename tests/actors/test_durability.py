@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -79,6 +79,20 @@ def _pair(index: int, stations: int) -> tuple[int, int]:
 
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+@contextlib.asynccontextmanager
+async def proxied_actor(
+    redis_url: str, route_id: str, **overrides: Any
+) -> AsyncIterator[tuple[FlakyProxy, Any]]:
+    """A route actor whose Redis connection goes through a FlakyProxy (closed after)."""
+    proxy = FlakyProxy(_port(redis_url))
+    try:
+        config = actor_config(await proxy.start(), **overrides)
+        async with route_actor(route_id, config) as handle:
+            yield proxy, handle
+    finally:
+        await proxy.close()
 
 
 def held_counts(url: str, route_id: str) -> Counter[str]:
@@ -298,24 +312,19 @@ def _bits_of(records: dict[str, Record], seats: int) -> list[int]:
 async def test_lost_append_reply_is_not_retried_into_a_second_journal_entry(
     redis_client: redis.asyncio.Redis, redis_url: str, route_id_factory: RouteIds
 ) -> None:
-    proxy = FlakyProxy(_port(redis_url))
     route = await create_route(redis_url, route_def(route_id_factory()))
-    try:
-        via_proxy = actor_config(await proxy.start())
-        async with route_actor(route.route_id, via_proxy) as handle:
-            assert (await results(handle, [book("a")]))[0].ok  # script loaded, path warm
-            proxy.lose_next = True
-            (lost,) = await results(handle, [book("b", 1, 3)])
-            assert proxy.lost == 1
-            # the write landed but its answer did not: the client hears "unavailable" and
-            # the journal holds the batch once; a blind resend would have journalled it twice
-            assert is_unavailable(lost)
-            assert held_counts(redis_url, route.route_id) == {"bk-a": 1, "bk-b": 1}
-            (again,) = await results(handle, [book("b", 1, 3)])
-            assert again.ok and again.kind == "created"
-            assert set(await bookings(handle)) == {"bk-a", "bk-b"}
-    finally:
-        await proxy.close()
+    async with proxied_actor(redis_url, route.route_id) as (proxy, handle):
+        assert (await results(handle, [book("a")]))[0].ok  # script loaded, path warm
+        proxy.lose_next = True
+        (lost,) = await results(handle, [book("b", 1, 3)])
+        assert proxy.lost == 1
+        # the write landed but its answer did not: the client hears "unavailable" and
+        # the journal holds the batch once; a blind resend would have journalled it twice
+        assert is_unavailable(lost)
+        assert held_counts(redis_url, route.route_id) == {"bk-a": 1, "bk-b": 1}
+        (again,) = await results(handle, [book("b", 1, 3)])
+        assert again.ok and again.kind == "created"
+        assert set(await bookings(handle)) == {"bk-a", "bk-b"}
     assert_bits_match_bookings(stored_state(redis_url, route.route_id))
 
 
@@ -325,25 +334,20 @@ async def test_an_append_answered_after_the_write_timeout_is_unavailable_and_jou
     # The actor gives up on an append after `write_timeout`: it may or may not have landed
     # (here it did; only its answer was late). The batch answers "unavailable", memory is
     # rebuilt from Redis, and the retry with the same key finds the booking, not a second.
-    proxy = FlakyProxy(_port(redis_url))
     route = await create_route(redis_url, route_def(route_id_factory()))
-    try:
-        config = actor_config(await proxy.start(), write_timeout=0.5)
-        async with route_actor(route.route_id, config) as handle:
-            assert (await results(handle, [book("a")]))[0].ok  # script loaded, path warm
-            proxy.delay_next = 2.0
-            (late,) = await results(handle, [book("b", 1, 3)])
-            assert proxy.delayed == 1
-            assert is_unavailable(late)
-            (again,) = await results(handle, [book("b", 1, 3)])
-            assert again.ok and again.kind == "created"
-            assert set(await bookings(handle)) == {"bk-a", "bk-b"}
-            # once the late answer is in, the next append on that connection gets its own
-            # answer, not the late one (before that, it waits behind it like any other)
-            await asyncio.sleep(2.0)
-            assert (await results(handle, [book("c", 2, 4)]))[0].ok
-    finally:
-        await proxy.close()
+    async with proxied_actor(redis_url, route.route_id, write_timeout=0.5) as (proxy, handle):
+        assert (await results(handle, [book("a")]))[0].ok  # script loaded, path warm
+        proxy.delay_next = 2.0
+        (late,) = await results(handle, [book("b", 1, 3)])
+        assert proxy.delayed == 1
+        assert is_unavailable(late)
+        (again,) = await results(handle, [book("b", 1, 3)])
+        assert again.ok and again.kind == "created"
+        assert set(await bookings(handle)) == {"bk-a", "bk-b"}
+        # once the late answer is in, the next append on that connection gets its own
+        # answer, not the late one (before that, it waits behind it like any other)
+        await asyncio.sleep(2.0)
+        assert (await results(handle, [book("c", 2, 4)]))[0].ok
     assert held_counts(redis_url, route.route_id) == {"bk-a": 1, "bk-b": 1, "bk-c": 1}
     assert_bits_match_bookings(stored_state(redis_url, route.route_id))
 
@@ -355,23 +359,17 @@ async def test_idle_deactivation_waits_for_the_write_in_flight(
     # entry id; the entry lands after the snapshot's last_id and recovery would apply it a
     # second time. Here a front end's keeper sweep expires a hold over a slow write while
     # the actor's idle timer runs out.
-    proxy = FlakyProxy(_port(redis_url))
     route = await create_route(redis_url, route_def(route_id_factory()))
-    config = actor_config(
-        await proxy.start(), hold_seconds=0.2, sweep_interval=1.0, idle_seconds=1.5
-    )
-    try:
-        async with route_actor(route.route_id, config) as handle:
-            # t=0: the booking, and the actor's sweeper starts (it wakes at t=1, 2, 3 …)
-            assert (await results(handle, [book("x")]))[0].ok
-            await asyncio.sleep(0.4)  # the hold is due; the sweeper has not woken yet
-            proxy.delay_next = 2.5
-            with contextlib.suppress(RayActorError):  # the actor may go away right after
-                await asyncio.wait_for(handle.sweep.remote(), 30)
-            assert proxy.delayed == 1
-            await wait_dead(handle)
-    finally:
-        await proxy.close()
+    timing = {"hold_seconds": 0.2, "sweep_interval": 1.0, "idle_seconds": 1.5}
+    async with proxied_actor(redis_url, route.route_id, **timing) as (proxy, handle):
+        # t=0: the booking, and the actor's sweeper starts (it wakes at t=1, 2, 3 …)
+        assert (await results(handle, [book("x")]))[0].ok
+        await asyncio.sleep(0.4)  # the hold is due; the sweeper has not woken yet
+        proxy.delay_next = 2.5
+        with contextlib.suppress(RayActorError):  # the actor may go away right after
+            await asyncio.wait_for(handle.sweep.remote(), 30)
+        assert proxy.delayed == 1
+        await wait_dead(handle)
     state = stored_state(redis_url, route.route_id)
     assert state.bookings["bk-x"].status == "expired"
     assert_bits_match_bookings(state)

@@ -9,6 +9,8 @@ from pathlib import Path
 # anything imports ray. Token auth, as ticketd runs Ray locally (see README).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
+import itertools
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -110,17 +112,19 @@ def ray_local() -> Iterator[None]:
 
 @pytest.fixture
 def route_id_factory() -> Iterator[Callable[[], str]]:
-    """Fresh route ids, unique per test run: detached actors outlive a test."""
-    import itertools
-    import random
-
-    base = random.randrange(10**6)
-    counter = itertools.count()
+    """Fresh route ids, unique per test run: detached actors outlive a test, and the
+    session's Redis keeps every route made. One counter for the whole run (a random base
+    per test once made two tests' ids collide: ~300 tests drawing from a million)."""
 
     def make() -> str:
-        return f"T{base:06d}{next(counter):02d}-20261201"
+        return f"T{_RUN_BASE:05d}{next(_ROUTE_COUNTER):06d}-20261201"
 
     yield make
+
+
+#: a run's route ids: a random base (so two runs against one Redis differ) and a counter
+_RUN_BASE = random.randrange(10**5)
+_ROUTE_COUNTER = itertools.count()
 
 
 # ---- the HTTP app over the session's Redis and Ray ---------------------------------------

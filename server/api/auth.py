@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from server.api.problems import Problem
 #: verified tokens are trusted this long before being checked again (seconds)
 CACHE_SECONDS = 30.0
 _CACHE_MAX = 50_000
+#: when the cache is full, the oldest quarter of it goes (never every token at once)
+_CACHE_EVICT = _CACHE_MAX // 4
 
 
 class _HS256(HMACAlgorithm):
@@ -90,9 +93,14 @@ class Authenticator:
         exp = claims.get("exp")
         if isinstance(exp, int | float):
             until = min(until, now + (exp - time.time()))
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[token] = (user, until)
+        cache = self._cache
+        cache.pop(token, None)  # one checked again (expired) counts as newly verified
+        if len(cache) >= _CACHE_MAX:
+            # the oldest verified go first (a dict keeps insertion order): a crowd's new
+            # tokens (joins) must not make every cached poller's token be checked again
+            for old in list(itertools.islice(cache, _CACHE_EVICT)):
+                del cache[old]
+        cache[token] = (user, until)
         return user
 
     def admin(self, header: str | None) -> User:

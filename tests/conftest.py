@@ -112,18 +112,19 @@ def ray_local() -> Iterator[None]:
 
 @pytest.fixture
 def route_id_factory() -> Iterator[Callable[[], str]]:
-    """Fresh route ids, unique per test run: detached actors outlive a test, and the
-    session's Redis keeps every route made. One counter for the whole run (a random base
-    per test once made two tests' ids collide: ~300 tests drawing from a million)."""
+    """Fresh route ids, unique per test run: detached actors outlive a test. One counter
+    for the whole run (a random base per test once made two tests' ids collide: ~300
+    tests drawing from a million). Trains stay 9 characters: tests add suffixes to them,
+    and a train has at most 12."""
 
     def make() -> str:
-        return f"T{_RUN_BASE:05d}{next(_ROUTE_COUNTER):06d}-20261201"
+        return f"T{_RUN_BASE:03d}{next(_ROUTE_COUNTER):05d}-20261201"
 
     yield make
 
 
-#: a run's route ids: a random base (so two runs against one Redis differ) and a counter
-_RUN_BASE = random.randrange(10**5)
+#: a run's route ids: a random base (so two runs sharing a Ray differ) and a counter
+_RUN_BASE = random.randrange(10**3)
 _ROUTE_COUNTER = itertools.count()
 
 

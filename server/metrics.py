@@ -29,8 +29,8 @@ BATCH_SIZE = Histogram(
 )
 GATHER = Histogram(
     "ticketd_batch_gather_seconds",
-    "How long a batched call waited under load for the clients the last one answered "
-    "(at most TICKETD_BATCH_LINGER_MS)",
+    "How long a batched call waited under load until as many requests had queued as "
+    "the last call saw (at most TICKETD_BATCH_LINGER_MS)",
     buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0),
     registry=REGISTRY,
 )

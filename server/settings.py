@@ -101,8 +101,8 @@ class Settings:
     #: batched calls per route in flight at once from one front end; the actor merges
     #: calls that meet in its queue into one journal write (group commit)
     calls_in_flight: int = 1
-    #: under load, how long a route's next call may wait for the requests its last call
-    #: answered to come back, so it carries them too (server/dispatch/batches.py); 0: never
+    #: under load, how long a route's next call may wait until as many requests have
+    #: queued as its last call saw (server/dispatch/batches.py); 0: never
     batch_linger: float = 0.008
     #: how stale a front end's availability snapshot may get before it asks the actor
     availability_refresh: float = 0.25

@@ -81,7 +81,7 @@ async def test_a_lone_request_is_sent_at_once() -> None:
     assert time.perf_counter() - started < LINGER
 
 
-async def test_under_load_a_call_waits_for_the_clients_the_last_one_answered() -> None:
+async def test_under_load_a_call_waits_until_as_many_have_queued_as_the_last_one_saw() -> None:
     link = FakeLink(delay=0.005)
     b, ch = batches(link), Channel(make_route())
     # four clients that come back 20 ms after each answer: without the gather, the call
